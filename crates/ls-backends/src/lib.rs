@@ -1,0 +1,4 @@
+//! Storage backends behind [`ls_core::ReplicaClient`].
+//!
+//! This crate stores, lists and deletes bytes at the paths `ls_core::layout` computes. It knows
+//! nothing of SQLite, shadow WALs or the generation lifecycle.

@@ -1,0 +1,13 @@
+//! Litestream's vocabulary and byte formats, with no runtime policy.
+//!
+//! This crate knows positions ([`Pos`], [`Generation`]), where snapshots and WAL segments live
+//! in a replica ([`layout`]), and the [`ReplicaClient`] trait that every storage backend
+//! implements. It knows nothing of tokio, networks, configuration or logging: everything here
+//! is synchronous code over byte slices, `Read` and `Write`, except the trait's signatures.
+
+mod client;
+pub mod layout;
+mod pos;
+
+pub use crate::client::{ByteStream, ClientError, ReplicaClient, SnapshotInfo, WalSegmentInfo};
+pub use crate::pos::{Generation, MAX_INDEX, ParseGenerationError, Pos};

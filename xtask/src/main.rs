@@ -1,0 +1,3 @@
+//! `cargo xtask`: the project's developer and CI tasks, in plain Rust.
+
+fn main() {}
