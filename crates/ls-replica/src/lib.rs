@@ -1,3 +1,9 @@
 //! The replication engine: database monitor, shadow WAL, replica sync, snapshots, retention and
 //! restore. It reaches storage only through `dyn ls_core::ReplicaClient` and knows no URL, cloud
 //! SDK, YAML or argv.
+
+mod error;
+mod restore_plan;
+
+pub use crate::error::RestoreError;
+pub use crate::restore_plan::{RestorePlan, RestoreUntil, plan_restore};
