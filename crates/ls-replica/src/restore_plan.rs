@@ -95,13 +95,12 @@ pub async fn plan_restore(
                 replica: name.clone(),
                 source,
             })?;
-        if let Some(listed) = listed {
-            if best
+        if let Some(listed) = listed
+            && best
                 .as_ref()
                 .is_none_or(|(_, current)| listed.updated_at > current.updated_at)
-            {
-                best = Some((replica, listed));
-            }
+        {
+            best = Some((replica, listed));
         }
     }
     let Some((replica, listed)) = best else {
@@ -136,10 +135,10 @@ async fn replica_target(
         let Some((created_at, updated_at)) = time_bounds(times) else {
             continue;
         };
-        if let RestoreUntil::Timestamp(timestamp) = until {
-            if timestamp < created_at || timestamp > updated_at {
-                continue;
-            }
+        if let RestoreUntil::Timestamp(timestamp) = until
+            && (timestamp < created_at || timestamp > updated_at)
+        {
+            continue;
         }
         if best
             .as_ref()
@@ -175,8 +174,7 @@ fn select_files(
         RestoreUntil::Index(index) => listed
             .snapshots
             .iter()
-            .filter(|snapshot| snapshot.index <= index)
-            .last(),
+            .rfind(|snapshot| snapshot.index <= index),
         RestoreUntil::Latest => latest_created(listed.snapshots.iter()),
         RestoreUntil::Timestamp(timestamp) => latest_created(
             listed
