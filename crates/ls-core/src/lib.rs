@@ -5,9 +5,16 @@
 //! implements. It knows nothing of tokio, networks, configuration or logging: everything here
 //! is synchronous code over byte slices, `Read` and `Write`, except the trait's signatures.
 
+mod checksum;
 mod client;
 pub mod layout;
 mod pos;
+mod wal;
 
+pub use crate::checksum::{ByteOrder, wal_checksum};
 pub use crate::client::{ByteStream, ClientError, ReplicaClient, SnapshotInfo, WalSegmentInfo};
 pub use crate::pos::{Generation, MAX_INDEX, ParseGenerationError, Pos};
+pub use crate::wal::{
+    WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WAL_MAGIC_BE, WAL_MAGIC_LE, WAL_VERSION, WalCommit,
+    WalError, WalFrame, WalFrameHeader, WalHeader, WalReader, WalStop, frame_align, wal_size,
+};
