@@ -1,0 +1,4 @@
+//! The integration tests of the `litestream` binary: one test binary, a module per topic.
+
+mod compat;
+mod support;
