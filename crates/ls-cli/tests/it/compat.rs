@@ -132,7 +132,7 @@ fn assert_listings_match(command: &str, ours: &Path, reference: &Path) {
 }
 
 /// The invocations of `command` for a case: each replica URL, and the config form when the case
-/// has a `litestream.yml`.
+/// has a `litestream.yml`, for all replicas and for each named one (`-replica NAME`).
 fn listing_args(case: &Case, command: &str) -> Vec<Vec<String>> {
     let mut all: Vec<Vec<String>> = case
         .replica_paths()
@@ -145,12 +145,16 @@ fn listing_args(case: &Case, command: &str) -> Vec<Vec<String>> {
         })
         .collect();
     if let Some(db) = case.config_db_path() {
-        all.push(vec![
-            command.to_owned(),
-            "-config".to_owned(),
-            "litestream.yml".to_owned(),
-            db,
-        ]);
+        let config = |extra: &[&str]| {
+            let mut args = vec![command, "-config", "litestream.yml"];
+            args.extend_from_slice(extra);
+            args.push(&db);
+            args.into_iter().map(str::to_owned).collect()
+        };
+        all.push(config(&[]));
+        for name in case.config_replica_names() {
+            all.push(config(&["-replica", &name]));
+        }
     }
     all
 }

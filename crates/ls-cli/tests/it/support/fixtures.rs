@@ -166,6 +166,22 @@ impl Case {
         }))
     }
 
+    /// The `name`s of the replicas in `litestream.yml` (none when it is missing). A line scan,
+    /// enough for the fixtures' flat configs: `- name: primary` or `name: primary`.
+    pub(crate) fn config_replica_names(&self) -> Vec<String> {
+        let path = self.dir.join("litestream.yml");
+        let Ok(text) = fs::read_to_string(&path) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|line| {
+                let line = line.trim_start().trim_start_matches("- ");
+                let name = line.strip_prefix("name:")?.trim().trim_matches(['"', '\'']);
+                Some(name.to_owned())
+            })
+            .collect()
+    }
+
     /// The `page_size` and `page_count` of `expected.db`.
     pub(crate) fn expected_pages(&self) -> (u64, u64) {
         (
