@@ -8,11 +8,13 @@
 mod checksum;
 mod client;
 pub mod layout;
+mod lz4;
 mod pos;
 mod wal;
 
 pub use crate::checksum::{ByteOrder, wal_checksum};
 pub use crate::client::{ByteStream, ClientError, ReplicaClient, SnapshotInfo, WalSegmentInfo};
+pub use crate::lz4::{Lz4Error, Lz4Reader, Lz4Writer, compress, decompress};
 pub use crate::pos::{Generation, MAX_INDEX, ParseGenerationError, Pos};
 pub use crate::wal::{
     WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WAL_MAGIC_BE, WAL_MAGIC_LE, WAL_VERSION, WalCommit,
