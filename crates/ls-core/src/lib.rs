@@ -7,6 +7,7 @@
 
 mod checksum;
 mod client;
+mod encryption;
 pub mod layout;
 mod lz4;
 mod pos;
@@ -14,6 +15,7 @@ mod wal;
 
 pub use crate::checksum::{ByteOrder, wal_checksum};
 pub use crate::client::{ByteStream, ClientError, ReplicaClient, SnapshotInfo, WalSegmentInfo};
+pub use crate::encryption::{AgeIdentities, AgeReader, AgeRecipients, AgeWriter, EncryptionError};
 pub use crate::lz4::{Lz4Error, Lz4Reader, Lz4Writer, compress, decompress};
 pub use crate::pos::{Generation, MAX_INDEX, ParseGenerationError, Pos};
 pub use crate::wal::{
