@@ -1,3 +1,64 @@
 //! The `litestream` binary: a drop-in for Litestream 0.3.13's command line.
+//!
+//! This crate is the only one that knows argv, `litestream.yml`, environment variables, exit
+//! codes, stdout and the log format. `main` alone prints the final error and picks the exit
+//! code: 0 on success, 1 on any error or after a usage text (as Litestream), and 0 when stdout
+//! was closed under us (a broken pipe is not a failure of the command).
 
-fn main() {}
+mod args;
+mod client;
+mod cmd;
+mod config;
+mod duration;
+mod env_expand;
+mod log;
+mod quote;
+mod table;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use crate::args::FlagError;
+use crate::cmd::Status;
+
+fn main() -> ExitCode {
+    log::init();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(cmd::run(&args)),
+        Err(err) => Err(anyhow::Error::new(err).context("cannot start the async runtime")),
+    };
+    match result {
+        Ok(Status::Success) => ExitCode::SUCCESS,
+        Ok(Status::Usage) => ExitCode::FAILURE,
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints the final error as Litestream's `main` does and returns the exit code.
+fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    if let Some(flag_error) = err.downcast_ref::<FlagError>() {
+        // Go's flag package prints the error on stderr and the usage on stdout before
+        // Litestream logs the error. Nothing useful can be done if either write fails.
+        let _ = writeln!(io::stderr().lock(), "{flag_error}");
+        let _ = cmd::write_stdout(cmd::command_usage(flag_error.command).as_bytes());
+    }
+    tracing::error!(error = %log::error_chain(err.as_ref()), "failed to run");
+    ExitCode::FAILURE
+}
+
+/// Whether the error comes from writing to a closed stdout.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io_err| io_err.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
