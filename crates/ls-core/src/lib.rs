@@ -7,6 +7,7 @@
 
 mod checksum;
 mod client;
+mod durable;
 mod encryption;
 pub mod layout;
 mod lz4;
@@ -15,6 +16,10 @@ mod wal;
 
 pub use crate::checksum::{ByteOrder, wal_checksum};
 pub use crate::client::{ByteStream, ClientError, ReplicaClient, SnapshotInfo, WalSegmentInfo};
+pub use crate::durable::{
+    DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, create_dir_all_durable, create_dir_all_durable_with_mode,
+    fsync_dir, rename_durable, temp_path, write_file, write_file_with_mode,
+};
 pub use crate::encryption::{AgeIdentities, AgeReader, AgeRecipients, AgeWriter, EncryptionError};
 pub use crate::lz4::{Lz4Error, Lz4Reader, Lz4Writer, compress, decompress};
 pub use crate::pos::{Generation, MAX_INDEX, ParseGenerationError, Pos};
