@@ -1,4 +1,7 @@
 //! The integration tests of the `litestream` binary: one test binary, a module per topic.
 
 mod compat;
+mod config;
+mod help;
+mod listing;
 mod support;

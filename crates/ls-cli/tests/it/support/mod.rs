@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests: the Litestream 0.3.13 fixtures and the binaries
 //! that run them.
 
+pub(crate) mod cli;
 pub(crate) mod fixtures;
