@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use ls_backends::{FileReplicaClient, ReplicaUrl, ReplicaUrlError, is_url};
+use ls_backends::{FileReplicaClient, ReplicaUrl, ReplicaUrlError, is_url, redact_url};
 use ls_core::ReplicaClient;
 
 use crate::config::{DbConfig, ReplicaConfig, expand_path};
@@ -56,13 +56,13 @@ pub(crate) fn open_replica(config: &ReplicaConfig) -> anyhow::Result<Replica> {
     if is_url(&config.path) {
         bail!(
             "replica path cannot be a url, please use the 'url' field instead: {}",
-            config.path
+            redact_url(&config.path)
         );
     }
     let url = if config.url.is_empty() {
         None
     } else {
-        match ReplicaUrl::parse(&config.url) {
+        match ReplicaUrl::parse(config.url.as_str()) {
             Ok(url) => Some(url),
             Err(ReplicaUrlError::UnknownType { scheme, .. }) => {
                 bail!("unknown replica type in config: {}", go_quote(&scheme))

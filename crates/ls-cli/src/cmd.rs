@@ -210,6 +210,7 @@ impl ListTarget {
             Ok(generations) => Ok(Some(generations)),
             Err(err @ ClientError::NotFound { .. }) => match &self.source {
                 ListSource::Url(url) => {
+                    let url = ls_backends::redact_url(url);
                     Err(anyhow::Error::new(err).context(format!("cannot list replica {url}")))
                 }
                 ListSource::Config { .. } => Ok(Some(Vec::new())),

@@ -125,7 +125,7 @@ pub(crate) struct ReplicaConfig {
     /// `type`; empty means the URL scheme, else `file`.
     pub(crate) kind: String,
     /// `url`.
-    pub(crate) url: String,
+    pub(crate) url: UrlText,
     /// `path`: file directory, object key prefix or remote directory.
     pub(crate) path: String,
     /// `retention` (24h); `<= 0` disables retention.
@@ -169,6 +169,11 @@ pub(crate) struct ReplicaConfig {
     /// `key-path`.
     pub(crate) key_path: String,
 }
+
+/// A replica URL as written; `Debug` hides the password an `sftp://user:password@host` URL may
+/// hold.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct UrlText(String);
 
 /// A credential: printed by `Debug` as `<redacted>` so it never reaches a log.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -352,7 +357,11 @@ impl ReplicaConfig {
             url: url.to_owned(),
             ..RawReplicaConfig::default()
         }
-        .into_config(url.to_owned(), &Secret::default(), &Secret::default())
+        .into_config(
+            ls_backends::redact_url(url).into_owned(),
+            &Secret::default(),
+            &Secret::default(),
+        )
     }
 }
 
@@ -405,6 +414,30 @@ impl Secret {
     /// Whether no credential was given.
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl UrlText {
+    /// The URL as written, password included.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no URL was given.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for UrlText {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl fmt::Debug for UrlText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&ls_backends::redact_url(&self.0), f)
     }
 }
 
@@ -627,7 +660,7 @@ impl RawReplicaConfig {
             key,
             name: self.name,
             kind: self.kind,
-            url: self.url,
+            url: UrlText(self.url),
             path: self.path,
             retention: self.retention.unwrap_or(GoDuration(24 * 3_600_000_000_000)),
             retention_check_interval: self
@@ -908,13 +941,14 @@ dbs:
     #[test]
     fn config_debug_redacts_secrets() {
         let config = parse(
-            "access-key-id: AKIAVISIBLE\nsecret-access-key: topsecret\ndbs:\n  - path: /a\n    replicas:\n      - password: pw123\n        account-key: acctkey\n        age:\n          identities: [AGE-SECRET-KEY-1ABC]\n",
+            "access-key-id: AKIAVISIBLE\nsecret-access-key: topsecret\ndbs:\n  - path: /a\n    replicas:\n      - url: sftp://me:urlpass@host/x\n      - password: pw123\n        account-key: acctkey\n        age:\n          identities: [AGE-SECRET-KEY-1ABC]\n",
         )
         .unwrap();
         let debug = format!("{config:?}");
         for secret in [
             "AKIAVISIBLE",
             "topsecret",
+            "urlpass",
             "pw123",
             "acctkey",
             "AGE-SECRET-KEY-1ABC",
