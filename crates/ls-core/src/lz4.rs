@@ -395,7 +395,10 @@ impl<R: Read> Lz4Reader<R> {
         if stored {
             std::mem::swap(&mut self.src, &mut self.out);
         } else {
-            self.out.resize(self.block_max, 0);
+            // LZ4 expands at most 255-fold (a match-length byte adds 255 bytes), so small
+            // blocks need no full-size, zero-filled buffer.
+            let bound = size.saturating_mul(255).saturating_add(64);
+            self.out.resize(self.block_max.min(bound), 0);
             let decoded = if self.linked && !self.window.is_empty() {
                 lz4_flex::block::decompress_into_with_dict(&self.src, &mut self.out, &self.window)
             } else {
@@ -468,7 +471,8 @@ impl<R: Read> Lz4Reader<R> {
         }
         self.src.resize(size, 0);
         self.fill_src()?;
-        self.out.resize(LEGACY_BLOCK_SIZE, 0);
+        let bound = size.saturating_mul(255).saturating_add(64);
+        self.out.resize(LEGACY_BLOCK_SIZE.min(bound), 0);
         let decoded =
             lz4_flex::block::decompress_into(&self.src, &mut self.out).map_err(|source| {
                 Step::Lz4(Lz4Error::Block {
@@ -564,17 +568,8 @@ impl Lz4Error {
     /// Recovers the [`Lz4Error`] inside an `io::Error` from [`Lz4Reader`], or wraps a read
     /// error.
     fn from_io(err: io::Error) -> Self {
-        if err.get_ref().is_some_and(|inner| inner.is::<Self>()) {
-            match err.into_inner().map(|inner| inner.downcast::<Self>()) {
-                Some(Ok(lz4)) => *lz4,
-                Some(Err(other)) => Self::Read {
-                    source: io::Error::other(other),
-                },
-                None => Self::Failed,
-            }
-        } else {
-            Self::Read { source: err }
-        }
+        err.downcast::<Self>()
+            .unwrap_or_else(|source| Self::Read { source })
     }
 }
 
@@ -668,6 +663,18 @@ mod tests {
         let mut first = vec![0u8; 8 << 20];
         let n = reader.read(&mut first).unwrap();
         assert_eq!(n, 4 << 20);
+    }
+
+    #[test]
+    fn lz4_reader_decodes_maximally_compressed_blocks() {
+        for len in [1, 19, 20, 300, 65_536, 4 << 20] {
+            let zeros = vec![0u8; len];
+            assert_eq!(decompress(&compress(&zeros)).unwrap(), zeros, "{len} zeros");
+            let linked = FrameInfo::new().block_mode(BlockMode::Linked);
+            assert_eq!(decompress(&encode_with(linked, &zeros)).unwrap(), zeros);
+            let legacy = FrameInfo::new().legacy_frame(true);
+            assert_eq!(decompress(&encode_with(legacy, &zeros)).unwrap(), zeros);
+        }
     }
 
     #[test]
