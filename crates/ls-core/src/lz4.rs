@@ -382,8 +382,7 @@ impl<R: Read> Lz4Reader<R> {
                 max: self.block_max,
             }));
         }
-        self.src.resize(size, 0);
-        self.fill_src()?;
+        self.fill_src(size)?;
         if self.block_checksums {
             let checksum = u32::from_le_bytes(self.read_array::<4>()?);
             if checksum != XxHash32::oneshot(0, &self.src) {
@@ -469,8 +468,7 @@ impl<R: Read> Lz4Reader<R> {
                 max: LEGACY_MAX_COMPRESSED,
             }));
         }
-        self.src.resize(size, 0);
-        self.fill_src()?;
+        self.fill_src(size)?;
         let bound = size.saturating_mul(255).saturating_add(64);
         self.out.resize(LEGACY_BLOCK_SIZE.min(bound), 0);
         let decoded =
@@ -530,13 +528,14 @@ impl<R: Read> Lz4Reader<R> {
         Ok(buf)
     }
 
-    /// Fills the whole `src` buffer or fails as truncated.
-    fn fill_src(&mut self) -> Result<(), Step> {
-        let mut src = std::mem::take(&mut self.src);
-        let res = self.read_some(&mut src);
-        let len = src.len();
-        self.src = src;
-        if res? < len {
+    /// Reads the next `size` bytes into `src` or fails as truncated. The buffer grows as bytes
+    /// arrive, so a block size word that lies costs no allocation.
+    fn fill_src(&mut self, size: usize) -> Result<(), Step> {
+        self.src.clear();
+        let wanted = u64::try_from(size).expect("a block size fits in u64");
+        let read = (&mut self.inner).take(wanted).read_to_end(&mut self.src)?;
+        self.offset += u64::try_from(read).expect("a block size fits in u64");
+        if read < size {
             return Err(self.truncated());
         }
         Ok(())
