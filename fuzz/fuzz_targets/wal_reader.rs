@@ -21,6 +21,10 @@ fuzz_target!(|data: &[u8]| {
             n += 1;
             assert!(n <= limit, "more frames than bytes allow");
         }
-        assert!(reader.last_commit().is_none_or(|commit| commit.offset <= reader.offset()));
+        assert!(
+            reader
+                .last_commit()
+                .is_none_or(|commit| commit.offset <= reader.offset())
+        );
     }
 });
