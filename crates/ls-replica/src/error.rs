@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use ls_core::{ClientError, Generation, Pos};
+use ls_core::{ClientError, EncryptionError, Generation, Pos};
 
 /// Why a restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,81 @@ pub enum RestoreError {
         /// What is wrong with it.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// An object could not be decrypted: no identity fits, or its age header is bad.
+    #[error("cannot decrypt {what}")]
+    Decrypt {
+        /// The object: `snapshot <path>` or `wal segment <path>`.
+        what: String,
+        /// What age said.
+        #[source]
+        source: EncryptionError,
+    },
+    /// The snapshot does not hold a SQLite database (too short, wrong magic, bad page size,
+    /// or a size that is not a whole number of pages).
+    #[error("snapshot {path} is not a SQLite database: {reason}")]
+    NotADatabase {
+        /// The snapshot's path in the replica.
+        path: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A WAL segment does not start where the previous segment of its index ended: a segment
+    /// is missing (gap) or two overlap.
+    #[error(
+        "wal segment {path} starts at offset {offset}, but the wal of index {index:08x} \
+         reaches offset {expected}: a segment is missing or overlaps"
+    )]
+    SegmentGap {
+        /// The segment's path in the replica.
+        path: String,
+        /// The segment's WAL index.
+        index: u32,
+        /// Where the segment says it starts.
+        offset: u64,
+        /// Where the segments before it end.
+        expected: u64,
+    },
+    /// A WAL index ends inside a transaction: its last segment is cut short or missing.
+    #[error(
+        "wal index {generation}/{index:08x} ends inside a transaction at offset {offset} \
+         (last segment {path})"
+    )]
+    Uncommitted {
+        /// The chosen generation.
+        generation: Generation,
+        /// The index.
+        index: u32,
+        /// Where the frames read end.
+        offset: u64,
+        /// The index's last segment.
+        path: String,
+    },
+    /// A WAL's page size differs from the snapshot's.
+    #[error("wal segment {path} has page size {wal_page_size}, the database {db_page_size}")]
+    PageSizeMismatch {
+        /// The segment's path in the replica.
+        path: String,
+        /// The WAL header's page size in bytes.
+        wal_page_size: u32,
+        /// The snapshot's page size in bytes.
+        db_page_size: u32,
+    },
+    /// The restore stopped before `what` arrived: a download failed or the restore was
+    /// cancelled.
+    #[error("restore interrupted before {what}")]
+    Interrupted {
+        /// The object that never arrived.
+        what: String,
+    },
+    /// The blocking worker that writes the database panicked or was cancelled.
+    #[error("restore worker for {} failed", path.display())]
+    Worker {
+        /// The output path.
+        path: PathBuf,
+        /// Why the task ended.
+        #[source]
+        source: tokio::task::JoinError,
     },
     /// Writing the restored database failed.
     #[error("cannot write {}", path.display())]

@@ -3,7 +3,12 @@
 //! SDK, YAML or argv.
 
 mod error;
+mod restore;
 mod restore_plan;
 
 pub use crate::error::RestoreError;
+pub use crate::restore::{
+    DEFAULT_PARALLELISM, NoProgress, RestoreOptions, RestoreProgress, RestoreSummary,
+    WAL_BUDGET_BYTES, restore,
+};
 pub use crate::restore_plan::{RestorePlan, RestoreUntil, plan_restore};
