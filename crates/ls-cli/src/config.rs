@@ -399,14 +399,7 @@ impl LogFormat {
 }
 
 impl Secret {
-    /// The credential itself, for the code that hands it to a storage client.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the S3, Azure and SFTP clients read it; they come with their own issues"
-        )
-    )]
+    /// The credential itself, for the code that hands it to a storage client or decrypts.
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }

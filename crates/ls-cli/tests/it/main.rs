@@ -4,4 +4,5 @@ mod compat;
 mod config;
 mod help;
 mod listing;
+mod restore;
 mod support;
