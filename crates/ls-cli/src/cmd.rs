@@ -6,7 +6,7 @@ mod generations;
 mod replicate;
 mod restore;
 mod snapshots;
-mod version;
+pub(crate) mod version;
 mod wal;
 
 use std::ffi::{OsStr, OsString};
@@ -95,7 +95,7 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> io::Result<()> {
 ///
 /// # Errors
 /// When the file is missing or invalid.
-fn load_config(flags: &ConfigArgs) -> anyhow::Result<Config> {
+pub(crate) fn load_config(flags: &ConfigArgs) -> anyhow::Result<Config> {
     let path = explicit_config(flags).unwrap_or_else(Config::default_path);
     let expansion = if flags.no_expand_env {
         EnvExpansion::Off
@@ -108,7 +108,7 @@ fn load_config(flags: &ConfigArgs) -> anyhow::Result<Config> {
 }
 
 /// `-config` when given and non-empty (Go treats an empty value as not given).
-fn explicit_config(flags: &ConfigArgs) -> Option<PathBuf> {
+pub(crate) fn explicit_config(flags: &ConfigArgs) -> Option<PathBuf> {
     flags
         .config
         .clone()

@@ -24,13 +24,6 @@ use crate::quote::go_quote;
 const DEFAULT_CONFIG_PATH: &str = "/etc/litestream.yml";
 
 /// A loaded `litestream.yml` with Litestream's defaults filled in.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "replicate and restore read these; they come with their own issues"
-    )
-)]
 #[derive(Debug)]
 pub(crate) struct Config {
     /// The absolute path the file was read from.
@@ -79,13 +72,6 @@ pub(crate) enum LogFormat {
 }
 
 /// One entry of `dbs`.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "replicate and restore read these; they come with their own issues"
-    )
-)]
 #[derive(Debug)]
 pub(crate) struct DbConfig {
     /// Where the entry is in the file, such as `dbs[0]`, for error messages.
@@ -109,13 +95,6 @@ pub(crate) struct DbConfig {
 /// One replica, from `dbs[].replicas[]` or from a replica URL on the command line.
 ///
 /// The storage fields are kept as written; `crate::client` checks them against each other.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "replicate and restore read these; they come with their own issues"
-    )
-)]
 #[derive(Debug, Default)]
 pub(crate) struct ReplicaConfig {
     /// Where the replica is described, for error messages: `dbs[0].replicas[1]` or the URL.

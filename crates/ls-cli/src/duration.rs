@@ -51,13 +51,6 @@ pub(crate) enum ParseDurationError {
 
 impl GoDuration {
     /// The duration as a `std` duration; zero and negative durations become zero.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "replicate reads intervals as std durations; it comes with its own issue"
-        )
-    )]
     pub(crate) fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_nanos(u64::try_from(self.0).unwrap_or(0))
     }

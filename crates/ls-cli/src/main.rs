@@ -26,7 +26,10 @@ use crate::cmd::Status;
 fn main() -> ExitCode {
     log::init();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers: the machines this runs on are small, and the engine's heavy work (copies,
+    // compression, SQLite) runs on blocking threads anyway.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build();
     let result = match runtime {
@@ -51,7 +54,7 @@ fn report(err: &anyhow::Error) -> ExitCode {
         let _ = writeln!(io::stderr().lock(), "{flag_error}");
         let _ = cmd::write_stdout(cmd::command_usage(flag_error.command).as_bytes());
     }
-    tracing::error!(error = %log::error_chain(err.as_ref()), "failed to run");
+    tracing::error!(error = %crate::log::error_chain(err.as_ref()), "failed to run");
     ExitCode::FAILURE
 }
 

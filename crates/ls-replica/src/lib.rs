@@ -2,11 +2,21 @@
 //! restore. It reaches storage only through `dyn ls_core::ReplicaClient` and knows no URL, cloud
 //! SDK, YAML or argv.
 
+mod db;
+mod encode;
+mod engine_error;
 mod error;
+mod metrics;
+mod replica;
 mod restore;
 mod restore_plan;
+mod shadow;
+mod sqlite;
 
+pub use crate::db::{Db, DbOptions, FULL_PASS_EVERY};
+pub use crate::engine_error::ReplicateError;
 pub use crate::error::RestoreError;
+pub use crate::replica::{Replica, ReplicaOptions};
 pub use crate::restore::{
     DEFAULT_PARALLELISM, NoProgress, RestoreOptions, RestoreProgress, RestoreSummary,
     WAL_BUDGET_BYTES, restore,

@@ -1,0 +1,886 @@
+//! The database monitor (spec 4): the long read transaction, the shadow WAL, checkpoints and
+//! generations of one database, and the replicas that follow it.
+//!
+//! A sync pass runs on every `monitor-interval` tick, as in Litestream, and also as soon as the
+//! file system reports a change to the database or its WAL, which is what makes replication
+//! prompt. A tick that finds the database and WAL exactly as the last pass left them skips the
+//! pass (a full pass still runs at least every [`FULL_PASS_EVERY`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ls_core::{Generation, Pos, wal_size};
+use notify::Watcher as _;
+use tokio::sync::{Mutex, Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::engine_error::ReplicateError;
+use crate::replica::{Replica, ReplicaInner};
+use crate::shadow::{self, Copied, HEADER_LEN, Meta, Modes, ScanCache};
+use crate::sqlite::{CheckpointMode, Sqlite};
+
+/// A pass that finds nothing changed is still run in full this often.
+pub const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
+
+/// WAL size in pages past which Litestream checkpoints with TRUNCATE (not configurable).
+const TRUNCATE_PAGE_COUNT: u64 = 500_000;
+
+/// Settings of one replicated database: the `dbs[]` keys of `litestream.yml`.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// The meta directory; `<dir>/.<name>-litestream` when `None`.
+    pub meta_path: Option<PathBuf>,
+    /// Time between sync passes; zero disables the monitor (nothing is replicated).
+    pub monitor_interval: Duration,
+    /// A PASSIVE checkpoint when the database file was not written for this long; zero
+    /// disables.
+    pub checkpoint_interval: Duration,
+    /// WAL size in pages for a PASSIVE checkpoint; at least 1.
+    pub min_checkpoint_page_count: u32,
+    /// WAL size in pages for a RESTART checkpoint; zero disables.
+    pub max_checkpoint_page_count: u32,
+}
+
+impl DbOptions {
+    /// Litestream's defaults for the database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            meta_path: None,
+            monitor_interval: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(60),
+            min_checkpoint_page_count: 1000,
+            max_checkpoint_page_count: 10_000,
+        }
+    }
+}
+
+/// What replicas need of their database, shared without the database's own lock.
+#[derive(Debug)]
+pub(crate) struct DbShared {
+    pub(crate) path: PathBuf,
+    pub(crate) path_label: String,
+    pub(crate) meta: Meta,
+    /// Current generation, shadow index and committed shadow size; `None` before the first
+    /// generation.
+    position: StdMutex<Option<Pos>>,
+    page_size: AtomicU32,
+    /// Bumped after every pass that changed something; replicas wait on it.
+    pub(crate) changed: watch::Sender<u64>,
+    /// Held by snapshots; Litestream's own checkpoints are skipped meanwhile.
+    pub(crate) checkpoint_lock: Mutex<()>,
+    /// A descriptor on the database file, opened once and never closed while the process
+    /// runs: closing any descriptor of a file drops every POSIX lock the process holds on it,
+    /// SQLite's SHARED lock included, which would let another process's last connection
+    /// checkpoint and delete the WAL under us. Snapshots read through it with `pread`.
+    pub(crate) db_file: std::sync::OnceLock<Arc<std::fs::File>>,
+}
+
+impl DbShared {
+    /// The database position (generation, shadow index, committed shadow size).
+    pub(crate) fn position(&self) -> Option<Pos> {
+        *self
+            .position
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_position(&self, pos: Option<Pos>) {
+        *self
+            .position
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = pos;
+    }
+
+    /// The page size, 0 before initialisation.
+    pub(crate) fn page_size(&self) -> u32 {
+        self.page_size.load(Ordering::Relaxed)
+    }
+}
+
+/// Connection state, guarded by the database's lock.
+#[derive(Debug, Default)]
+struct DbState {
+    /// The connection holding the long read transaction.
+    rtx: Option<Sqlite>,
+    /// The connection for writes and checkpoints.
+    conn: Option<Sqlite>,
+    cache: ScanCache,
+    /// What the files looked like after the last full pass, and when it ran.
+    probe: Option<(Probe, Instant)>,
+    tasks_started: bool,
+}
+
+/// Sizes and modification times of the database and its WAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Probe {
+    db: (u64, SystemTime),
+    wal: Option<(u64, SystemTime)>,
+}
+
+/// One replicated database with its replicas. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+#[derive(Debug)]
+struct DbInner {
+    options: DbOptions,
+    shared: Arc<DbShared>,
+    wal_path: PathBuf,
+    state: Mutex<DbState>,
+    replicas: Vec<Arc<ReplicaInner>>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    wake: Arc<Notify>,
+    watcher: StdMutex<Option<notify::RecommendedWatcher>>,
+}
+
+impl Db {
+    /// A database to replicate to `replicas`; nothing runs until [`Db::start`].
+    ///
+    /// # Errors
+    /// Two replicas with the same name (`duplicate replica name`), or a minimum checkpoint page
+    /// count of zero.
+    pub fn new(options: DbOptions, replicas: Vec<Replica>) -> Result<Self, ReplicateError> {
+        if options.min_checkpoint_page_count == 0 {
+            return Err(ReplicateError::Other(
+                "minimum checkpoint page count required".to_owned(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for replica in &replicas {
+            if !names.insert(replica.name().to_owned()) {
+                return Err(ReplicateError::Other(format!(
+                    "duplicate replica name: {:?}",
+                    replica.name()
+                )));
+            }
+        }
+        let path_label = options.path.display().to_string();
+        let shared = Arc::new(DbShared {
+            path: options.path.clone(),
+            path_label: path_label.clone(),
+            meta: Meta::new(&options.path, options.meta_path.as_deref()),
+            position: StdMutex::new(None),
+            page_size: AtomicU32::new(0),
+            changed: watch::channel(0).0,
+            checkpoint_lock: Mutex::new(()),
+            db_file: std::sync::OnceLock::new(),
+        });
+        let token = CancellationToken::new();
+        let replicas = replicas
+            .into_iter()
+            .map(|replica| Arc::new(ReplicaInner::new(replica, Arc::clone(&shared))))
+            .collect();
+        describe_db_metrics(&path_label);
+        let mut wal_path = options.path.clone().into_os_string();
+        wal_path.push("-wal");
+        Ok(Self {
+            inner: Arc::new(DbInner {
+                wal_path: PathBuf::from(wal_path),
+                options,
+                shared,
+                state: Mutex::new(DbState::default()),
+                replicas,
+                token,
+                tracker: TaskTracker::new(),
+                wake: Arc::new(Notify::new()),
+                watcher: StdMutex::new(None),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.options.path
+    }
+
+    /// The replicas' names, in configuration order.
+    pub fn replica_names(&self) -> Vec<String> {
+        self.inner
+            .replicas
+            .iter()
+            .map(|replica| replica.name().to_owned())
+            .collect()
+    }
+
+    /// The current position (generation, shadow WAL index, offset), if a generation exists.
+    pub fn position(&self) -> Option<Pos> {
+        self.inner.shared.position()
+    }
+
+    /// Each replica's name and the position it has uploaded up to, if known.
+    pub fn replica_positions(&self) -> Vec<(String, Option<Pos>)> {
+        self.inner
+            .replicas
+            .iter()
+            .map(|replica| (replica.name().to_owned(), replica.position()))
+            .collect()
+    }
+
+    /// Starts the monitor: sync passes on every tick and file change, and the replicas' tasks
+    /// once the database is first initialised. Must be called within a tokio runtime.
+    pub fn start(&self) {
+        if self.inner.options.monitor_interval.is_zero() {
+            return;
+        }
+        self.watch_files();
+        let inner = Arc::clone(&self.inner);
+        let span = tracing::info_span!("db", db = %self.inner.shared.path_label);
+        self.inner
+            .tracker
+            .spawn(async move { inner.monitor().await }.instrument(span));
+    }
+
+    /// Runs one sync pass now, then syncs every replica: what `close` does at the end, usable
+    /// by an embedding program to make everything committed so far durable in the replicas.
+    ///
+    /// # Errors
+    /// The first failure of the pass or of a replica sync.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: a pass dropped midway is redone by the next one, which is harmless,
+    /// but the caller learns nothing about what was uploaded.
+    pub async fn sync(&self) -> Result<(), ReplicateError> {
+        let span = tracing::info_span!("db", db = %self.inner.shared.path_label);
+        async {
+            self.inner.sync(true).await?;
+            for replica in &self.inner.replicas {
+                replica.sync_now().await?;
+            }
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Stops the monitor and the replicas' tasks, runs a final sync of the database and of
+    /// every replica, releases the read transaction and closes SQLite (spec 4.9).
+    ///
+    /// # Errors
+    /// The first failure of the final syncs or of closing.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe; await it to the end.
+    pub async fn close(&self) -> Result<(), ReplicateError> {
+        let span = tracing::info_span!("db", db = %self.inner.shared.path_label);
+        async {
+            self.inner.token.cancel();
+            self.inner.tracker.close();
+            self.inner.tracker.wait().await;
+            if let Ok(mut watcher) = self.inner.watcher.lock() {
+                watcher.take();
+            }
+            let mut first_err = None;
+            let initialized = self.inner.state.lock().await.rtx.is_some();
+            if initialized {
+                if let Err(err) = self.inner.sync(true).await {
+                    first_err.get_or_insert(err);
+                }
+                for replica in &self.inner.replicas {
+                    if let Err(err) = replica.sync_now().await {
+                        first_err.get_or_insert(err);
+                    }
+                }
+            }
+            let mut state = self.inner.state.lock().await;
+            for conn in [state.rtx.take(), state.conn.take()].into_iter().flatten() {
+                if let Err(err) = conn.close().await {
+                    first_err.get_or_insert(ReplicateError::sql("cannot close database", err));
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn watch_files(&self) {
+        let Some(dir) = self.inner.options.path.parent() else {
+            return;
+        };
+        let wake = Arc::clone(&self.inner.wake);
+        let db_path = self.inner.options.path.clone();
+        let wal_path = self.inner.wal_path.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            if event.paths.iter().any(|p| *p == wal_path || *p == db_path) {
+                wake.notify_one();
+            }
+        };
+        // Without notifications (no inotify watches left, say) the tick still drives syncs.
+        match notify::recommended_watcher(handler) {
+            Ok(mut watcher) => {
+                if let Err(err) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                    tracing::debug!(
+                        error = crate::engine_error::as_dyn(&err),
+                        "cannot watch database directory"
+                    );
+                    return;
+                }
+                if let Ok(mut slot) = self.inner.watcher.lock() {
+                    *slot = Some(watcher);
+                }
+            }
+            Err(err) => {
+                tracing::debug!(
+                    error = crate::engine_error::as_dyn(&err),
+                    "cannot watch database directory"
+                );
+            }
+        }
+    }
+}
+
+impl DbInner {
+    async fn monitor(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(self.options.monitor_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            let full = tokio::select! {
+                () = self.token.cancelled() => return,
+                _ = ticker.tick() => false,
+                () = self.wake.notified() => true,
+            };
+            if let Err(err) = self.sync(full).await {
+                tracing::error!(error = crate::engine_error::as_dyn(&err), "sync error");
+            }
+            if !self.state.lock().await.tasks_started && self.shared.position().is_some() {
+                self.start_replica_tasks().await;
+            }
+        }
+    }
+
+    async fn start_replica_tasks(self: &Arc<Self>) {
+        let mut state = self.state.lock().await;
+        if state.tasks_started {
+            return;
+        }
+        state.tasks_started = true;
+        for replica in &self.replicas {
+            replica.start(&self.tracker, &self.token);
+        }
+    }
+
+    /// One sync pass (spec 4.3). `force` runs it in full even when nothing seems changed.
+    async fn sync(&self, force: bool) -> Result<(), ReplicateError> {
+        let mut state = self.state.lock().await;
+        let db_meta = match tokio::fs::metadata(&self.options.path).await {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!("sync: no database found");
+                return Ok(());
+            }
+            Err(err) => return Err(ReplicateError::io("cannot stat database", err)),
+        };
+        if state.rtx.is_none()
+            && let Err(err) = self.init(&mut state).await
+        {
+            for conn in [state.rtx.take(), state.conn.take()].into_iter().flatten() {
+                let _ = conn.close().await;
+            }
+            return Err(err);
+        }
+        let probe = self.probe(&db_meta).await;
+        if !force
+            && let Some((last, at)) = state.probe
+            && Some(last) == probe
+            && at.elapsed() < FULL_PASS_EVERY
+            && !self.checkpoint_due(&db_meta)
+        {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let label = self.shared.path_label.clone();
+        let result = self.sync_locked(&mut state).await;
+        metrics::counter!("litestream_sync_count", "db" => label.clone()).increment(1);
+        // A float counter in Litestream; the `metrics` facade's counters are integers, so it is
+        // a gauge that only grows.
+        metrics::gauge!("litestream_sync_seconds", "db" => label.clone())
+            .increment(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(()) => {
+                state.probe = self.probe(&db_meta).await.map(|p| (p, Instant::now()));
+                tracing::debug!("sync: ok");
+            }
+            Err(_) => {
+                state.probe = None;
+                metrics::counter!("litestream_sync_error_count", "db" => label).increment(1);
+            }
+        }
+        result
+    }
+
+    async fn probe(&self, _db_meta: &std::fs::Metadata) -> Option<Probe> {
+        let db = tokio::fs::metadata(&self.options.path).await.ok()?;
+        let wal = tokio::fs::metadata(&self.wal_path)
+            .await
+            .ok()
+            .and_then(|meta| Some((meta.len(), meta.modified().ok()?)));
+        Some(Probe {
+            db: (db.len(), db.modified().ok()?),
+            wal,
+        })
+    }
+
+    fn checkpoint_due(&self, db_meta: &std::fs::Metadata) -> bool {
+        let interval = self.options.checkpoint_interval;
+        if interval.is_zero() {
+            return false;
+        }
+        let Some(pos) = self.shared.position() else {
+            return false;
+        };
+        let page_size = self.shared.page_size();
+        pos.offset > wal_size(page_size, 1)
+            && db_meta
+                .modified()
+                .ok()
+                .and_then(|mtime| mtime.elapsed().ok())
+                .is_some_and(|age| age > interval)
+    }
+
+    /// Opens the connections, converts to WAL mode, starts the read transaction and checks that
+    /// the shadow WAL still continues the real WAL (spec 2.5, 2.6, 4.2).
+    async fn init(&self, state: &mut DbState) -> Result<(), ReplicateError> {
+        let path = &self.options.path;
+        if self.shared.db_file.get().is_none() {
+            let file = std::fs::File::open(path).map_err(|err| {
+                ReplicateError::io(format!("cannot open database: {}", path.display()), err)
+            })?;
+            let _ = self.shared.db_file.set(Arc::new(file));
+        }
+        let mut conn = Sqlite::open(path).await.map_err(|err| {
+            ReplicateError::sql(format!("cannot open database: {}", path.display()), err)
+        })?;
+        let page_size = conn.init().await.map_err(|err| match err {
+            crate::sqlite::InitError::Sql(source) => ReplicateError::sql("init", source),
+            other => ReplicateError::Other(other.to_string()),
+        })?;
+        self.shared.page_size.store(page_size, Ordering::Relaxed);
+        state.conn = Some(conn);
+        let mut rtx = Sqlite::open(path)
+            .await
+            .map_err(|err| ReplicateError::sql("cannot open read connection", err))?;
+        rtx.no_autocheckpoint()
+            .await
+            .map_err(|err| ReplicateError::sql("init", err))?;
+        rtx.begin_read()
+            .await
+            .map_err(|err| ReplicateError::sql("cannot acquire read lock", err))?;
+        state.rtx = Some(rtx);
+
+        let meta = self.shared.meta.clone();
+        let wal_path = self.wal_path.clone();
+        let modes = Modes::of_db(path);
+        let position =
+            tokio::task::spawn_blocking(move || -> Result<Option<Pos>, ReplicateError> {
+                ls_core::create_dir_all_durable_with_mode(meta.dir(), modes.dir)
+                    .map_err(|err| ReplicateError::io("cannot create meta directory", err))?;
+                meta.remove_tmp_files()?;
+                let Some(generation) = meta.read_generation()? else {
+                    return Ok(None);
+                };
+                let index = meta.current_index(&generation)?;
+                let shadow_path = meta.shadow_path(&generation, index);
+                let check = (|| -> Result<(), String> {
+                    let real = shadow::read_header_bytes(&wal_path)
+                        .map_err(|err| format!("primary wal header: {}", io_text(&err)))?;
+                    let shadow = shadow::read_header_bytes(&shadow_path)
+                        .map_err(|err| format!("shadow wal header: {}", io_text(&err)))?;
+                    if real != shadow {
+                        return Err("wal header mismatch".to_owned());
+                    }
+                    Ok(())
+                })();
+                if let Err(reason) = check {
+                    tracing::warn!(
+                        error = %reason,
+                        "init: cannot determine last wal position, clearing generation"
+                    );
+                    meta.clear_generation()?;
+                    return Ok(None);
+                }
+                let size = shadow::repair_tail(&shadow_path)?;
+                meta.clean(&generation, 0)?;
+                Ok(Some(Pos::new(generation, index, size)))
+            })
+            .await
+            .map_err(join_error)??;
+        self.shared.set_position(position);
+        Ok(())
+    }
+
+    async fn sync_locked(&self, state: &mut DbState) -> Result<(), ReplicateError> {
+        let page_size = self.shared.page_size();
+        // Ensure the WAL exists, with a header to copy.
+        let wal_len = shadow::file_size(&self.wal_path)
+            .map_err(|err| ReplicateError::io("ensure wal exists", err))?;
+        if wal_len < HEADER_LEN
+            && let Some(conn) = state.conn.as_mut()
+        {
+            conn.bump_seq()
+                .await
+                .map_err(|err| ReplicateError::sql("ensure wal exists", err))?;
+        }
+
+        let meta = self.shared.meta.clone();
+        let wal_path = self.wal_path.clone();
+        let db_path = self.options.path.clone();
+        let modes = Modes::of_db(&db_path);
+        let mut cache = state.cache;
+        let label = self.shared.path_label.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || -> Result<PassOutcome, ReplicateError> {
+                let db_meta = fs_err::metadata(&db_path)
+                    .map_err(|err| ReplicateError::io("cannot verify wal state", err))?;
+                let wal_size_now = shadow::file_size(&wal_path)
+                    .map_err(|err| ReplicateError::io("cannot verify wal state", err))?;
+                metrics::gauge!("litestream_db_size", "db" => label.clone())
+                    .set(u64_f64(db_meta.len()));
+                metrics::gauge!("litestream_wal_size", "db" => label.clone())
+                    .set(u64_f64(wal_size_now));
+
+                let generation = meta.read_generation()?;
+                let (generation, index, verified) = match generation {
+                    None => (
+                        None,
+                        0,
+                        shadow::Verified {
+                            reason: Some("no generation exists"),
+                            restart: false,
+                        },
+                    ),
+                    Some(generation) => {
+                        let index = meta.current_index(&generation)?;
+                        let shadow_path = meta.shadow_path(&generation, index);
+                        let verified = shadow::verify(&wal_path, &shadow_path, index, page_size)
+                            .map_err(|err| {
+                                ReplicateError::Other(format!(
+                                    "cannot verify wal state: {}",
+                                    chain(&err)
+                                ))
+                            })?;
+                        (Some(generation), index, verified)
+                    }
+                };
+                let shadow_size_before = generation
+                    .as_ref()
+                    .map(|g| shadow::file_size(&meta.shadow_path(g, index)).unwrap_or(0))
+                    .unwrap_or(0);
+                let mut changed = wal_size_now != shadow_size_before
+                    || verified.restart
+                    || verified.reason.is_some();
+
+                let (generation, index, copied) = match (verified.reason, generation) {
+                    (Some(_), _) | (None, None) => {
+                        let reason = reason_or(verified.reason);
+                        let generation = Generation::random();
+                        let shadow_path = meta.shadow_path(&generation, 0);
+                        let copied =
+                            shadow::init_shadow(&wal_path, &shadow_path, modes, &mut cache)
+                                .map_err(|err| {
+                                    ReplicateError::Other(format!(
+                                        "create generation: {}",
+                                        chain(&err)
+                                    ))
+                                })?;
+                        meta.write_generation(&generation, modes)?;
+                        meta.clean(&generation, 0)?;
+                        tracing::info!(generation = %generation, reason, "sync: new generation");
+                        changed = true;
+                        (generation, 0, copied)
+                    }
+                    (None, Some(generation)) => {
+                        let shadow_path = meta.shadow_path(&generation, index);
+                        let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)
+                            .map_err(|err| {
+                                ReplicateError::Other(format!("sync wal: {}", chain(&err)))
+                            })?;
+                        if verified.restart {
+                            let next = meta.shadow_path(&generation, index + 1);
+                            let new = shadow::init_shadow(&wal_path, &next, modes, &mut cache)
+                                .map_err(|err| {
+                                    ReplicateError::Other(format!("sync wal: {}", chain(&err)))
+                                })?;
+                            (
+                                generation,
+                                index + 1,
+                                Copied {
+                                    orig_size: copied.orig_size,
+                                    ..new
+                                },
+                            )
+                        } else {
+                            (generation, index, copied)
+                        }
+                    }
+                };
+                if copied.appended > 0 {
+                    metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
+                        .increment(copied.appended);
+                }
+                Ok(PassOutcome {
+                    pos: Pos::new(generation, index, copied.new_size),
+                    orig_size: copied.orig_size,
+                    changed,
+                    db_mtime: db_meta.modified().ok(),
+                    cache,
+                })
+            })
+            .await
+            .map_err(join_error)??;
+        state.cache = outcome.cache;
+        self.shared.set_position(Some(outcome.pos));
+        let mut changed = outcome.changed;
+
+        // Checkpoint decision (spec 4.3 step 7).
+        let new_size = outcome.pos.offset;
+        let mode = if outcome.orig_size >= wal_size(page_size, TRUNCATE_PAGE_COUNT) {
+            Some(CheckpointMode::Truncate)
+        } else if self.options.max_checkpoint_page_count > 0
+            && new_size >= wal_size(page_size, u64::from(self.options.max_checkpoint_page_count))
+        {
+            Some(CheckpointMode::Restart)
+        } else if new_size >= wal_size(page_size, u64::from(self.options.min_checkpoint_page_count))
+            || (!self.options.checkpoint_interval.is_zero()
+                && outcome
+                    .db_mtime
+                    .and_then(|mtime| mtime.elapsed().ok())
+                    .is_some_and(|age| age > self.options.checkpoint_interval)
+                && new_size > wal_size(page_size, 1))
+        {
+            Some(CheckpointMode::Passive)
+        } else {
+            None
+        };
+        if let Some(mode) = mode {
+            changed = true;
+            self.checkpoint(state, mode).await?;
+        }
+
+        // Clean, metrics, wake replicas.
+        let min_index = self.min_replica_index();
+        let meta = self.shared.meta.clone();
+        let Some(pos) = self.shared.position() else {
+            return Ok(());
+        };
+        let label = self.shared.path_label.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), ReplicateError> {
+            meta.clean(&pos.generation, min_index)
+                .map_err(|err| ReplicateError::Other(format!("cannot clean: {}", chain(&err))))?;
+            let total: u64 = meta
+                .shadow_files(&pos.generation)?
+                .iter()
+                .map(|(_, size)| size)
+                .sum();
+            metrics::gauge!("litestream_shadow_wal_index", "db" => label.clone())
+                .set(f64::from(pos.index));
+            metrics::gauge!("litestream_shadow_wal_size", "db" => label).set(u64_f64(total));
+            Ok(())
+        })
+        .await
+        .map_err(join_error)??;
+        if changed {
+            self.shared.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(())
+    }
+
+    /// The lowest WAL index any replica has reached in the current generation (0 when one is
+    /// elsewhere or unknown), which bounds what clean may remove.
+    fn min_replica_index(&self) -> u32 {
+        let Some(pos) = self.shared.position() else {
+            return 0;
+        };
+        self.replicas
+            .iter()
+            .map(|replica| match replica.position() {
+                Some(rp) if rp.generation == pos.generation => rp.index,
+                _ => 0,
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Litestream's checkpoint (spec 4.6): copy, release the read transaction, checkpoint,
+    /// take it back, force a frame, and when the WAL restarted, drain the old cycle into the
+    /// current shadow file and start the next index under the write lock.
+    async fn checkpoint(
+        &self,
+        state: &mut DbState,
+        mode: CheckpointMode,
+    ) -> Result<(), ReplicateError> {
+        let Ok(_guard) = self.shared.checkpoint_lock.try_lock() else {
+            return Ok(());
+        };
+        let Some(pos) = self.shared.position() else {
+            return Ok(());
+        };
+        let meta = self.shared.meta.clone();
+        let wal_path = self.wal_path.clone();
+        let shadow_path = meta.shadow_path(&pos.generation, pos.index);
+        let mut cache = state.cache;
+        let (header, copied, cache) = {
+            let wal_path = wal_path.clone();
+            let shadow_path = shadow_path.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, ReplicateError> {
+                let header = shadow::read_header_bytes(&wal_path)
+                    .map_err(|err| ReplicateError::io("checkpoint: read wal header", err))?;
+                let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)?;
+                Ok((header, copied, cache))
+            })
+            .await
+            .map_err(join_error)??
+        };
+        state.cache = cache;
+        self.shared
+            .set_position(Some(Pos::new(pos.generation, pos.index, copied.new_size)));
+
+        let label = self.shared.path_label.clone();
+        let (Some(rtx), Some(conn)) = (state.rtx.as_mut(), state.conn.as_mut()) else {
+            return Ok(());
+        };
+        rtx.rollback()
+            .await
+            .map_err(|err| ReplicateError::sql("release read lock", err))?;
+        let started = Instant::now();
+        let result = conn.checkpoint(mode).await;
+        let reacquired = rtx.begin_read().await;
+        metrics::counter!("litestream_checkpoint_count", "db" => label.clone(), "mode" => mode.as_str()).increment(1);
+        metrics::gauge!("litestream_checkpoint_seconds", "db" => label.clone(), "mode" => mode.as_str())
+            .increment(started.elapsed().as_secs_f64());
+        let result = match result {
+            Ok(result) => result,
+            Err(err) => {
+                metrics::counter!("litestream_checkpoint_error_count", "db" => label, "mode" => mode.as_str()).increment(1);
+                return Err(ReplicateError::sql(
+                    format!("checkpoint: mode={}", mode.as_str()),
+                    err,
+                ));
+            }
+        };
+        reacquired.map_err(|err| ReplicateError::sql("acquire read lock", err))?;
+        tracing::debug!(
+            mode = mode.as_str(),
+            result = %format!("{},{},{}", result[0], result[1], result[2]),
+            "checkpoint"
+        );
+        conn.bump_seq()
+            .await
+            .map_err(|err| ReplicateError::sql("checkpoint: write seq", err))?;
+        let other = shadow::read_header_bytes(&wal_path)
+            .map_err(|err| ReplicateError::io("checkpoint: read wal header", err))?;
+        if other == header {
+            return Ok(());
+        }
+        conn.begin_write_lock()
+            .await
+            .map_err(|err| ReplicateError::sql("checkpoint: acquire write lock", err))?;
+        let modes = Modes::of_db(&self.options.path);
+        let next_path = meta.shadow_path(&pos.generation, pos.index + 1);
+        let mut cache = state.cache;
+        let drained = tokio::task::spawn_blocking(move || -> Result<_, ReplicateError> {
+            shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)?;
+            let copied = shadow::init_shadow(&wal_path, &next_path, modes, &mut cache)?;
+            Ok((copied, cache))
+        })
+        .await
+        .map_err(join_error)?;
+        let rolled_back = conn.rollback().await;
+        let (copied, cache) = drained?;
+        rolled_back.map_err(|err| ReplicateError::sql("checkpoint: release write lock", err))?;
+        state.cache = cache;
+        self.shared.set_position(Some(Pos::new(
+            pos.generation,
+            pos.index + 1,
+            copied.new_size,
+        )));
+        Ok(())
+    }
+}
+
+/// What the blocking part of a pass found.
+struct PassOutcome {
+    pos: Pos,
+    orig_size: u64,
+    changed: bool,
+    db_mtime: Option<SystemTime>,
+    cache: ScanCache,
+}
+
+fn reason_or(reason: Option<&'static str>) -> &'static str {
+    reason.unwrap_or("no generation exists")
+}
+
+/// Go's text for common I/O errors in Litestream's messages (`EOF`).
+fn io_text(err: &std::io::Error) -> String {
+    if err.kind() == std::io::ErrorKind::UnexpectedEof {
+        "EOF".to_owned()
+    } else if err.kind() == std::io::ErrorKind::NotFound {
+        "no such file or directory".to_owned()
+    } else {
+        err.to_string()
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub(crate) fn join_error(err: tokio::task::JoinError) -> ReplicateError {
+    ReplicateError::Other(format!("background task failed: {err}"))
+}
+
+/// A byte count as a gauge value (exact below 2^53, which covers any file).
+#[allow(clippy::as_conversions, clippy::cast_precision_loss)]
+pub(crate) fn u64_f64(value: u64) -> f64 {
+    value as f64
+}
+
+fn describe_db_metrics(_label: &str) {
+    crate::metrics::describe();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_new_duplicate_replica_names_fail() {
+        let options = DbOptions::new("/tmp/x.db");
+        let client: Arc<dyn ls_core::ReplicaClient> = Arc::new(crate::replica::tests::NullClient);
+        let replicas = vec![
+            Replica::new(crate::ReplicaOptions::new("file"), Arc::clone(&client)),
+            Replica::new(crate::ReplicaOptions::new("file"), client),
+        ];
+        let err = Db::new(options, replicas).expect_err("duplicate names");
+        assert_eq!(err.to_string(), "duplicate replica name: \"file\"");
+    }
+
+    #[test]
+    fn chain_joins_sources() {
+        let err = ReplicateError::io("open x", std::io::Error::other("boom"));
+        assert_eq!(chain(&err), "open x: boom");
+    }
+}

@@ -1,0 +1,767 @@
+//! The replica engine (spec 5): uploading the shadow WAL as segments, snapshots, recomputing the
+//! position after a restart, retention, the snapshotter, and the monitor that decides when to
+//! sync.
+//!
+//! Syncing is prompt and frugal: the first change after a quiet spell is uploaded at once, and
+//! under sustained writes at most one sync runs per `sync-interval`, so never more uploads than
+//! Litestream makes. A failed sync is retried with backoff even when the database is idle
+//! (Litestream waits for the next change), and an outage is logged once, not once per retry.
+
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt as _;
+use ls_core::{
+    AgeIdentities, AgeRecipients, ClientError, Generation, Lz4Reader, Pos, ReplicaClient,
+    SnapshotInfo, WAL_FRAME_HEADER_SIZE, frame_align,
+};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::db::{DbShared, chain, join_error, u64_f64};
+use crate::encode::encode_stream;
+use crate::engine_error::ReplicateError;
+use crate::shadow::HEADER_LEN;
+use crate::sqlite::{CheckpointMode, Sqlite};
+
+/// Longest wait between retries of a failing sync.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Settings of one replica: the `dbs[].replicas[]` keys that are not about storage.
+#[derive(Clone, Debug)]
+pub struct ReplicaOptions {
+    /// Unique name within the database; defaults to the replica type.
+    pub name: String,
+    /// Minimum time between two syncs.
+    pub sync_interval: Duration,
+    /// How long snapshots (and the WAL they need) are kept; zero keeps everything.
+    pub retention: Duration,
+    /// How often retention runs (capped at `retention`).
+    pub retention_check_interval: Duration,
+    /// Time between periodic snapshots; zero disables them.
+    pub snapshot_interval: Duration,
+    /// Time between validations (restore and compare); zero disables them.
+    pub validation_interval: Duration,
+    /// Encrypt uploads to these recipients (age), if any.
+    pub recipients: Option<Arc<AgeRecipients>>,
+    /// Decrypt downloads with these identities (age), if any.
+    pub identities: Option<Arc<AgeIdentities>>,
+}
+
+impl ReplicaOptions {
+    /// Litestream's defaults for a replica named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            sync_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(24 * 3600),
+            retention_check_interval: Duration::from_secs(3600),
+            snapshot_interval: Duration::ZERO,
+            validation_interval: Duration::ZERO,
+            recipients: None,
+            identities: None,
+        }
+    }
+}
+
+/// A replica to attach to a [`crate::Db`]: its settings and its storage.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    options: ReplicaOptions,
+    client: Arc<dyn ReplicaClient>,
+}
+
+impl Replica {
+    /// A replica storing through `client`.
+    pub fn new(options: ReplicaOptions, client: Arc<dyn ReplicaClient>) -> Self {
+        Self { options, client }
+    }
+
+    /// The replica's name.
+    pub fn name(&self) -> &str {
+        &self.options.name
+    }
+}
+
+/// A replica attached to its database.
+#[derive(Debug)]
+pub(crate) struct ReplicaInner {
+    options: ReplicaOptions,
+    client: Arc<dyn ReplicaClient>,
+    db: Arc<DbShared>,
+    /// Where the replica's WAL ends; `None` until computed (and after an error).
+    pos: StdMutex<Option<Pos>>,
+    /// One sync at a time.
+    sync_lock: Mutex<()>,
+    /// One snapshot at a time.
+    snapshot_lock: Mutex<()>,
+    db_label: String,
+}
+
+impl ReplicaInner {
+    pub(crate) fn new(replica: Replica, db: Arc<DbShared>) -> Self {
+        let db_label = db.path_label.clone();
+        Self {
+            options: replica.options,
+            client: replica.client,
+            db,
+            pos: StdMutex::new(None),
+            sync_lock: Mutex::new(()),
+            snapshot_lock: Mutex::new(()),
+            db_label,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.options.name
+    }
+
+    pub(crate) fn position(&self) -> Option<Pos> {
+        *self
+            .pos
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_position(&self, pos: Option<Pos>) {
+        *self
+            .pos
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = pos;
+    }
+
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!(parent: None, "replica", db = %self.db_label, replica = %self.options.name)
+    }
+
+    /// Starts the monitor, retainer and snapshotter tasks.
+    pub(crate) fn start(self: &Arc<Self>, tracker: &TaskTracker, token: &CancellationToken) {
+        for status in ["ok", "error"] {
+            metrics::counter!(
+                "litestream_replica_validation_total",
+                "db" => self.db_label.clone(), "name" => self.options.name.clone(), "status" => status
+            )
+            .absolute(0);
+        }
+        let this = Arc::clone(self);
+        let cancel = token.clone();
+        tracker.spawn(async move { this.monitor(cancel).await }.instrument(self.span()));
+        if !self.options.retention.is_zero() {
+            let this = Arc::clone(self);
+            let cancel = token.clone();
+            tracker.spawn(async move { this.retainer(cancel).await }.instrument(self.span()));
+        }
+        if !self.options.snapshot_interval.is_zero() {
+            let this = Arc::clone(self);
+            let cancel = token.clone();
+            tracker.spawn(async move { this.snapshotter(cancel).await }.instrument(self.span()));
+        }
+    }
+
+    /// A sync in this replica's span, for the final sync and on-demand syncs.
+    pub(crate) async fn sync_now(&self) -> Result<(), ReplicateError> {
+        let span = self.span();
+        self.sync().instrument(span).await
+    }
+
+    async fn monitor(self: Arc<Self>, token: CancellationToken) {
+        let mut changes = self.db.changed.subscribe();
+        let mut last_sync: Option<Instant> = None;
+        let mut failing = false;
+        let mut backoff = self.options.sync_interval.max(Duration::from_millis(100));
+        let mut first = true;
+        loop {
+            if !first {
+                if failing {
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        res = changes.changed() => if res.is_err() { return },
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                } else {
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        res = changes.changed() => if res.is_err() { return },
+                    }
+                }
+            }
+            first = false;
+            if let Some(last) = last_sync {
+                let next = last + self.options.sync_interval;
+                if Instant::now() < next {
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = tokio::time::sleep_until(next.into()) => {}
+                    }
+                }
+            }
+            changes.borrow_and_update();
+            last_sync = Some(Instant::now());
+            match self.sync().await {
+                Ok(()) => {
+                    if failing {
+                        tracing::info!("replica sync recovered");
+                    }
+                    failing = false;
+                    backoff = self.options.sync_interval.max(Duration::from_millis(100));
+                }
+                Err(err) => {
+                    if failing {
+                        tracing::debug!(error = crate::engine_error::as_dyn(&err), "monitor error");
+                    } else {
+                        tracing::error!(error = crate::engine_error::as_dyn(&err), "monitor error");
+                    }
+                    failing = true;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Litestream's replica sync (spec 5.1).
+    async fn sync(&self) -> Result<(), ReplicateError> {
+        let _guard = self.sync_lock.lock().await;
+        let result = self.sync_locked().await;
+        if result.is_err() {
+            self.set_position(None);
+        }
+        result
+    }
+
+    async fn sync_locked(&self) -> Result<(), ReplicateError> {
+        let Some(dpos) = self.db.position() else {
+            return Err(ReplicateError::Other(
+                "no generation, waiting for data".to_owned(),
+            ));
+        };
+        let started = Instant::now();
+        tracing::debug!(position = %dpos, "replica sync");
+        if self.position().map(|pos| pos.generation) != Some(dpos.generation) {
+            let snapshots = match self.client.snapshots(&dpos.generation).await {
+                Ok(snapshots) => snapshots,
+                Err(ClientError::NotFound { .. }) => Vec::new(),
+                Err(err) => return Err(ReplicateError::client("cannot list snapshots", err)),
+            };
+            if snapshots.is_empty() {
+                let info = self.snapshot().await?;
+                if info.generation != dpos.generation {
+                    return Err(ReplicateError::Other(
+                        "generation changed during snapshot, exiting sync".to_owned(),
+                    ));
+                }
+            }
+            let pos = self.calc_pos(&dpos.generation).await.map_err(|err| {
+                ReplicateError::Other(format!(
+                    "cannot determine replica position: {}",
+                    chain(&err)
+                ))
+            })?;
+            tracing::debug!(position = %pos, "replica sync: calc new pos");
+            self.set_position(Some(pos));
+        }
+        while self.upload_next_segment().await? {}
+        if let Some(pos) = self.position()
+            && pos.generation == dpos.generation
+            && (pos.index, pos.offset) >= (dpos.index, dpos.offset)
+        {
+            metrics::gauge!(
+                "litestream_replica_lag_seconds",
+                "db" => self.db_label.clone(), "name" => self.options.name.clone()
+            )
+            .set(started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Uploads what the shadow WAL holds past the replica position as one segment (spec 5.2);
+    /// `false` when there is nothing to upload.
+    async fn upload_next_segment(&self) -> Result<bool, ReplicateError> {
+        let Some(mut pos) = self.position() else {
+            return Ok(false);
+        };
+        let Some(dpos) = self.db.position() else {
+            return Ok(false);
+        };
+        if dpos.generation != pos.generation {
+            return Ok(false);
+        }
+        let page_size = self.db.page_size();
+        let mut end = self.readable_end(&pos, &dpos, page_size).await?;
+        let Some(mut end_offset) = end else {
+            return Err(ReplicateError::Other(format!(
+                "shadow wal {:08x} of generation {} is missing",
+                pos.index, pos.generation
+            )));
+        };
+        if pos.offset > end_offset {
+            return Err(ReplicateError::Other(
+                "wal reader offset too high".to_owned(),
+            ));
+        }
+        if pos.offset == end_offset {
+            if pos.index >= dpos.index {
+                return Ok(false);
+            }
+            let next = Pos::new(pos.generation, pos.index + 1, 0);
+            end = self.readable_end(&next, &dpos, page_size).await?;
+            let Some(next_end) = end else {
+                return Ok(false);
+            };
+            pos = next;
+            end_offset = next_end;
+            if end_offset == 0 {
+                return Ok(false);
+            }
+        }
+        tracing::info!(position = %pos, "write wal segment");
+        let started = Instant::now();
+        let shadow_path = self.db.meta.shadow_path(&pos.generation, pos.index);
+        let start = pos;
+        let key = format!("wal segment {start}");
+        let (stream, producer) = encode_stream(
+            self.options.recipients.clone(),
+            key,
+            move |out| -> io::Result<u64> {
+                let mut file = fs_err::File::open(&shadow_path)?;
+                file.seek(SeekFrom::Start(start.offset))?;
+                let mut reader = BufReader::with_capacity(1 << 20, file);
+                let frame_len = WAL_FRAME_HEADER_SIZE + usize::try_from(page_size).unwrap_or(0);
+                let mut buf = vec![0u8; frame_len];
+                let mut offset = start.offset;
+                let mut prev_salt = 0u64;
+                if offset == 0 {
+                    let header = buf.get_mut(..32).unwrap_or_default();
+                    reader.read_exact(header)?;
+                    prev_salt = u64::from_be_bytes(
+                        header
+                            .get(16..24)
+                            .and_then(|s| s.try_into().ok())
+                            .unwrap_or_default(),
+                    );
+                    out.write_all(header)?;
+                    offset = HEADER_LEN;
+                }
+                while offset < end_offset {
+                    reader.read_exact(&mut buf)?;
+                    let salt = u64::from_be_bytes(
+                        buf.get(8..16)
+                            .and_then(|s| s.try_into().ok())
+                            .unwrap_or_default(),
+                    );
+                    if prev_salt != 0 && salt != prev_salt {
+                        return Err(io::Error::other(format!("replica salt mismatch: {start}")));
+                    }
+                    prev_salt = salt;
+                    out.write_all(&buf)?;
+                    offset += u64::try_from(frame_len).unwrap_or(0);
+                }
+                Ok(offset - start.offset)
+            },
+        );
+        let written = self.client.write_wal_segment(&start, stream).await;
+        let produced = producer.await.map_err(join_error)?;
+        let size = match (written, produced) {
+            (Ok(_), Ok(size)) => size,
+            (_, Err(err)) => {
+                return Err(ReplicateError::io(
+                    format!("cannot read shadow wal for {start}"),
+                    err,
+                ));
+            }
+            (Err(err), Ok(_)) => return Err(ReplicateError::client("client write", err)),
+        };
+        let new_pos = Pos::new(start.generation, start.index, start.offset + size);
+        self.set_position(Some(new_pos));
+        let labels = [
+            ("db", self.db_label.clone()),
+            ("name", self.options.name.clone()),
+        ];
+        metrics::counter!("litestream_replica_wal_bytes", &labels).increment(size);
+        metrics::gauge!("litestream_replica_wal_index", &labels).set(f64::from(new_pos.index));
+        metrics::gauge!("litestream_replica_wal_offset", &labels).set(u64_f64(new_pos.offset));
+        tracing::info!(position = %start, elapsed = ?started.elapsed(), sz = size, "wal segment written");
+        Ok(true)
+    }
+
+    /// How far the shadow file of `pos.index` may be read: the committed size the database
+    /// published for the current index, the frame-aligned file size for older (finished) ones;
+    /// `None` when the file does not exist.
+    async fn readable_end(
+        &self,
+        pos: &Pos,
+        dpos: &Pos,
+        page_size: u32,
+    ) -> Result<Option<u64>, ReplicateError> {
+        if pos.index == dpos.index {
+            return Ok(Some(dpos.offset));
+        }
+        if pos.index > dpos.index {
+            return Ok(None);
+        }
+        let path = self.db.meta.shadow_path(&pos.generation, pos.index);
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => Ok(Some(frame_align(meta.len(), page_size))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(ReplicateError::io("cannot stat shadow wal", err)),
+        }
+    }
+
+    /// Writes a snapshot of the database at the current position (spec 5.3).
+    pub(crate) async fn snapshot(&self) -> Result<SnapshotInfo, ReplicateError> {
+        let _snapshot_guard = self.snapshot_lock.lock().await;
+        if self.db.page_size() == 0 {
+            return Err(ReplicateError::Other("no database available".to_owned()));
+        }
+        let _checkpoint_guard = self.db.checkpoint_lock.lock().await;
+        let mut conn = Sqlite::open(&self.db.path)
+            .await
+            .map_err(|err| ReplicateError::sql("snapshot: open database", err))?;
+        let result = self.snapshot_with(&mut conn).await;
+        let _ = conn.close().await;
+        result
+    }
+
+    async fn snapshot_with(&self, conn: &mut Sqlite) -> Result<SnapshotInfo, ReplicateError> {
+        conn.no_autocheckpoint()
+            .await
+            .map_err(|err| ReplicateError::sql("snapshot", err))?;
+        conn.checkpoint(CheckpointMode::Passive)
+            .await
+            .map_err(|err| ReplicateError::sql("pre-snapshot checkpoint", err))?;
+        conn.begin_read()
+            .await
+            .map_err(|err| ReplicateError::sql("snapshot: begin read", err))?;
+        let Some(pos) = self.db.position() else {
+            return Err(ReplicateError::Other("no generation available".to_owned()));
+        };
+        tracing::info!(position = %pos, "write snapshot");
+        let started = Instant::now();
+        let Some(file) = self.db.db_file.get().cloned() else {
+            return Err(ReplicateError::Other("no database available".to_owned()));
+        };
+        let (stream, producer) = encode_stream(
+            self.options.recipients.clone(),
+            format!("snapshot {pos}"),
+            move |out| -> io::Result<u64> {
+                let mut reader = BufReader::with_capacity(1 << 20, PreadReader { file, offset: 0 });
+                io::copy(&mut reader, out)
+            },
+        );
+        let written = self
+            .client
+            .write_snapshot(&pos.generation, pos.index, stream)
+            .await;
+        let produced = producer.await.map_err(join_error)?;
+        let info = match (written, produced) {
+            (Ok(info), Ok(_)) => info,
+            (_, Err(err)) => {
+                return Err(ReplicateError::io("cannot read database for snapshot", err));
+            }
+            (Err(err), Ok(_)) => return Err(ReplicateError::client("cannot write snapshot", err)),
+        };
+        tracing::info!(position = %pos, elapsed = ?started.elapsed(), sz = info.size, "snapshot written");
+        conn.rollback()
+            .await
+            .map_err(|err| ReplicateError::sql("snapshot: end read", err))?;
+        Ok(info)
+    }
+
+    /// The replica's position in `generation` from its contents (spec 5.6).
+    async fn calc_pos(&self, generation: &Generation) -> Result<Pos, ReplicateError> {
+        let snapshots = self
+            .client
+            .snapshots(generation)
+            .await
+            .map_err(|err| ReplicateError::client("max snapshot", err))?;
+        let Some(snapshot) = snapshots.iter().max_by_key(|s| s.index) else {
+            return Err(ReplicateError::Other(format!(
+                "max snapshot: no snapshot available: generation={generation}"
+            )));
+        };
+        let segments = match self.client.wal_segments(generation).await {
+            Ok(segments) => segments,
+            Err(ClientError::NotFound { .. }) => Vec::new(),
+            Err(err) => return Err(ReplicateError::client("max wal segment", err)),
+        };
+        let Some(last) = segments.iter().max_by_key(|s| (s.index, s.offset)) else {
+            return Ok(Pos::new(*generation, snapshot.index, 0));
+        };
+        let pos = last.pos();
+        let n = self.decoded_len(&pos).await?;
+        Ok(Pos::new(*generation, pos.index, pos.offset + n))
+    }
+
+    /// The decoded length of one WAL segment.
+    async fn decoded_len(&self, pos: &Pos) -> Result<u64, ReplicateError> {
+        let mut stream = self
+            .client
+            .wal_segment_reader(pos)
+            .await
+            .map_err(|err| ReplicateError::client("read wal segment", err))?;
+        let mut raw = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|err| ReplicateError::client("read wal segment", err))?;
+            raw.extend_from_slice(&chunk);
+        }
+        let identities = self.options.identities.clone();
+        let pos = *pos;
+        tokio::task::spawn_blocking(move || -> Result<u64, ReplicateError> {
+            let context = || format!("decode wal segment {pos}");
+            let reader: Box<dyn Read> = match identities {
+                Some(ids) if !ids.is_empty() => {
+                    Box::new(ids.decrypt(io::Cursor::new(raw)).map_err(|source| {
+                        ReplicateError::Encryption {
+                            context: context(),
+                            source,
+                        }
+                    })?)
+                }
+                _ => Box::new(io::Cursor::new(raw)),
+            };
+            io::copy(&mut Lz4Reader::new(reader), &mut io::sink())
+                .map_err(|err| ReplicateError::io(context(), err))
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn retainer(self: Arc<Self>, token: CancellationToken) {
+        let interval = self
+            .options
+            .retention_check_interval
+            .min(self.options.retention)
+            .max(Duration::from_millis(1));
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if let Err(err) = self.enforce_retention().await {
+                tracing::error!(error = crate::engine_error::as_dyn(&err), "retainer error");
+            }
+        }
+    }
+
+    /// Litestream's retention (spec 5.4).
+    async fn enforce_retention(&self) -> Result<(), ReplicateError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(self.options.retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let generations = match self.client.generations().await {
+            Ok(generations) => generations,
+            Err(ClientError::NotFound { .. }) => Vec::new(),
+            Err(err) => return Err(ReplicateError::client("cannot list generations", err)),
+        };
+        let mut retained: Vec<SnapshotInfo> = Vec::new();
+        let mut all = Vec::new();
+        for generation in &generations {
+            let snapshots = self
+                .client
+                .snapshots(generation)
+                .await
+                .map_err(|err| ReplicateError::client("cannot list snapshots", err))?;
+            all.push((*generation, snapshots));
+        }
+        for (_, snapshots) in &all {
+            retained.extend(snapshots.iter().filter(|s| s.created_at >= cutoff).cloned());
+        }
+        if retained.is_empty() {
+            retained.push(self.snapshot().await?);
+        }
+        for generation in &generations {
+            let Some(keep) = retained
+                .iter()
+                .filter(|s| s.generation == *generation)
+                .min_by_key(|s| s.index)
+            else {
+                self.client
+                    .delete_generation(generation)
+                    .await
+                    .map_err(|err| ReplicateError::client("cannot delete generation", err))?;
+                continue;
+            };
+            let snapshots = all
+                .iter()
+                .find(|(g, _)| g == generation)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
+            for snapshot in snapshots.iter().filter(|s| s.index < keep.index) {
+                self.client
+                    .delete_snapshot(generation, snapshot.index)
+                    .await
+                    .map_err(|err| ReplicateError::client("cannot delete snapshot", err))?;
+                tracing::info!(generation = %generation, index = keep.index, "snapshot deleted");
+            }
+            let segments = self
+                .client
+                .wal_segments(generation)
+                .await
+                .map_err(|err| ReplicateError::client("cannot list wal segments", err))?;
+            let old: Vec<Pos> = segments
+                .iter()
+                .filter(|s| s.index < keep.index)
+                .map(ls_core::WalSegmentInfo::pos)
+                .collect();
+            if !old.is_empty() {
+                self.client
+                    .delete_wal_segments(&old)
+                    .await
+                    .map_err(|err| ReplicateError::client("cannot delete wal segments", err))?;
+                tracing::info!(
+                    generation = %generation,
+                    index = keep.index,
+                    n = old.len(),
+                    "wal segmented deleted before"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn snapshotter(self: Arc<Self>, token: CancellationToken) {
+        let interval = self.options.snapshot_interval;
+        if let Some(pos) = self.db.position() {
+            match self.client.snapshots(&pos.generation).await {
+                Ok(snapshots) => {
+                    if let Some(last) = snapshots.iter().max_by_key(|s| s.index) {
+                        let age = last.created_at.elapsed().unwrap_or_default();
+                        let next = interval.saturating_sub(age);
+                        tracing::info!(
+                            previous = %chrono_rfc3339(last.created_at),
+                            next = ?next,
+                            "snapshot interval adjusted"
+                        );
+                        tokio::select! {
+                            () = token.cancelled() => return,
+                            () = tokio::time::sleep(next) => {}
+                        }
+                        self.periodic_snapshot().await;
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(
+                        error = crate::engine_error::as_dyn(&err),
+                        "snapshotter cannot determine latest snapshot"
+                    );
+                }
+            }
+        }
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            self.periodic_snapshot().await;
+        }
+    }
+
+    async fn periodic_snapshot(&self) {
+        match self.snapshot().await {
+            Ok(_) => {}
+            Err(ReplicateError::Other(text)) if text == "no generation available" => {}
+            Err(err) => {
+                tracing::error!(
+                    error = crate::engine_error::as_dyn(&err),
+                    "snapshotter error"
+                );
+            }
+        }
+    }
+}
+
+/// Reads a shared file from an offset with `pread`, leaving the descriptor open.
+struct PreadReader {
+    file: Arc<std::fs::File>,
+    offset: u64,
+}
+
+impl Read for PreadReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += u64::try_from(n).unwrap_or(0);
+        Ok(n)
+    }
+}
+
+/// A time as RFC 3339 in UTC with whole seconds, as Go prints `time.Time` in this log line.
+fn chrono_rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A client that stores nothing, for tests that never reach storage.
+    #[derive(Debug)]
+    pub(crate) struct NullClient;
+
+    #[async_trait::async_trait]
+    impl ReplicaClient for NullClient {
+        fn kind(&self) -> &'static str {
+            "null"
+        }
+        async fn generations(&self) -> Result<Vec<Generation>, ClientError> {
+            Ok(Vec::new())
+        }
+        async fn delete_generation(&self, _: &Generation) -> Result<(), ClientError> {
+            Ok(())
+        }
+        async fn snapshots(&self, _: &Generation) -> Result<Vec<SnapshotInfo>, ClientError> {
+            Ok(Vec::new())
+        }
+        async fn write_snapshot(
+            &self,
+            _: &Generation,
+            _: u32,
+            _: ls_core::ByteStream,
+        ) -> Result<SnapshotInfo, ClientError> {
+            Err(ClientError::NotFound { key: "null".into() })
+        }
+        async fn delete_snapshot(&self, _: &Generation, _: u32) -> Result<(), ClientError> {
+            Ok(())
+        }
+        async fn snapshot_reader(
+            &self,
+            _: &Generation,
+            _: u32,
+        ) -> Result<ls_core::ByteStream, ClientError> {
+            Err(ClientError::NotFound { key: "null".into() })
+        }
+        async fn wal_segments(
+            &self,
+            _: &Generation,
+        ) -> Result<Vec<ls_core::WalSegmentInfo>, ClientError> {
+            Ok(Vec::new())
+        }
+        async fn write_wal_segment(
+            &self,
+            _: &Pos,
+            _: ls_core::ByteStream,
+        ) -> Result<ls_core::WalSegmentInfo, ClientError> {
+            Err(ClientError::NotFound { key: "null".into() })
+        }
+        async fn delete_wal_segments(&self, _: &[Pos]) -> Result<(), ClientError> {
+            Ok(())
+        }
+        async fn wal_segment_reader(&self, _: &Pos) -> Result<ls_core::ByteStream, ClientError> {
+            Err(ClientError::NotFound { key: "null".into() })
+        }
+    }
+
+    #[test]
+    fn chrono_rfc3339_formats_utc_seconds() {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_635_748);
+        assert_eq!(chrono_rfc3339(time), "2026-11-25T19:42:28Z");
+    }
+}

@@ -1,0 +1,565 @@
+//! The local state beside the database (spec 2): the meta directory, the `generation` file and
+//! the shadow WAL files, byte for byte as Litestream 0.3.13 keeps them, so either tool can take
+//! over the other's running generation.
+//!
+//! Everything here is synchronous file I/O, run by the engine in `spawn_blocking`.
+
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use ls_core::{
+    DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, Generation, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE,
+    WalHeader, WalReader, create_dir_all_durable_with_mode, frame_align, write_file_with_mode,
+};
+
+use crate::engine_error::ReplicateError;
+
+/// Size of the WAL header as a file offset.
+pub(crate) const HEADER_LEN: u64 = 32;
+
+/// Permission bits for the files and directories we create: the database file's and its
+/// directory's, as Litestream copies them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Modes {
+    /// For shadow WAL and generation files.
+    pub(crate) file: u32,
+    /// For directories of the meta directory.
+    pub(crate) dir: u32,
+}
+
+impl Modes {
+    /// The modes of `db` and its directory, or Litestream's defaults where they cannot be read.
+    pub(crate) fn of_db(db: &Path) -> Self {
+        let file = fs_err::metadata(db).map_or(DEFAULT_FILE_MODE, |meta| meta.mode() & 0o777);
+        let dir = db
+            .parent()
+            .and_then(|dir| fs_err::metadata(dir).ok())
+            .map_or(DEFAULT_DIR_MODE, |meta| meta.mode() & 0o777);
+        Self { file, dir }
+    }
+}
+
+/// The meta directory of one database: `<dir>/.<name>-litestream` unless configured.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    dir: PathBuf,
+}
+
+impl Meta {
+    /// The meta directory of `db`, or `meta_path` when set.
+    pub(crate) fn new(db: &Path, meta_path: Option<&Path>) -> Self {
+        if let Some(path) = meta_path {
+            return Self {
+                dir: path.to_path_buf(),
+            };
+        }
+        let name = db
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent = db.parent().unwrap_or_else(|| Path::new("."));
+        Self {
+            dir: parent.join(format!(".{name}-litestream")),
+        }
+    }
+
+    /// The meta directory itself.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn generation_file(&self) -> PathBuf {
+        self.dir.join("generation")
+    }
+
+    fn generations_dir(&self) -> PathBuf {
+        self.dir.join("generations")
+    }
+
+    /// `generations/<generation>/wal`.
+    pub(crate) fn wal_dir(&self, generation: &Generation) -> PathBuf {
+        self.generations_dir().join(generation.as_str()).join("wal")
+    }
+
+    /// The shadow WAL file of `index`.
+    pub(crate) fn shadow_path(&self, generation: &Generation, index: u32) -> PathBuf {
+        self.wal_dir(generation).join(format!("{index:08x}.wal"))
+    }
+
+    /// The current generation: the `generation` file's trimmed content when it is a generation
+    /// name; `None` when the file is missing or holds anything else.
+    pub(crate) fn read_generation(&self) -> Result<Option<Generation>, ReplicateError> {
+        let path = self.generation_file();
+        match fs_err::read_to_string(&path) {
+            Ok(text) => Ok(Generation::parse(text.trim()).ok()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(ReplicateError::io("cannot read generation file", err)),
+        }
+    }
+
+    /// Replaces the `generation` file atomically with `<name>\n`.
+    pub(crate) fn write_generation(
+        &self,
+        generation: &Generation,
+        modes: Modes,
+    ) -> Result<(), ReplicateError> {
+        create_dir_all_durable_with_mode(&self.dir, modes.dir)
+            .map_err(|err| ReplicateError::io("cannot create meta directory", err))?;
+        write_file_with_mode(self.generation_file(), modes.file, |file| {
+            file.write_all(format!("{}\n", generation.as_str()).as_bytes())
+        })
+        .map_err(|err| ReplicateError::io("cannot write generation file", err))
+    }
+
+    /// Removes the `generation` file, so the next sync starts a new generation.
+    pub(crate) fn clear_generation(&self) -> Result<(), ReplicateError> {
+        match fs_err::remove_file(self.generation_file()) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(ReplicateError::io("cannot remove generation file", err)),
+        }
+    }
+
+    /// The shadow WAL indexes of `generation` with their file sizes, in index order.
+    pub(crate) fn shadow_files(
+        &self,
+        generation: &Generation,
+    ) -> Result<Vec<(u32, u64)>, ReplicateError> {
+        let dir = self.wal_dir(generation);
+        let entries = match fs_err::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(ReplicateError::io("cannot list shadow wal files", err)),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|err| ReplicateError::io("cannot list shadow wal", err))?;
+            let name = entry.file_name();
+            let Some(index) = name.to_str().and_then(parse_shadow_name) else {
+                continue;
+            };
+            let size = entry
+                .metadata()
+                .map_err(|err| ReplicateError::io("cannot stat shadow wal file", err))?
+                .len();
+            files.push((index, size));
+        }
+        files.sort_unstable();
+        Ok(files)
+    }
+
+    /// The highest shadow WAL index of `generation`, 0 when there is none.
+    pub(crate) fn current_index(&self, generation: &Generation) -> Result<u32, ReplicateError> {
+        Ok(self
+            .shadow_files(generation)?
+            .last()
+            .map_or(0, |(index, _)| *index))
+    }
+
+    /// Removes every `*.tmp` file under the meta directory, left over from a crash.
+    pub(crate) fn remove_tmp_files(&self) -> Result<(), ReplicateError> {
+        remove_tmp_under(&self.dir)
+            .map_err(|err| ReplicateError::io("cannot remove temporary files", err))
+    }
+
+    /// Litestream's clean (spec 2.3): removes other generations' directories and the shadow WAL
+    /// files every replica has moved past (`index < min_replica_index - 1`).
+    pub(crate) fn clean(
+        &self,
+        generation: &Generation,
+        min_replica_index: u32,
+    ) -> Result<(), ReplicateError> {
+        let generations = self.generations_dir();
+        match fs_err::read_dir(&generations) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    if entry.file_name().to_str() == Some(generation.as_str()) {
+                        continue;
+                    }
+                    fs_err::remove_dir_all(entry.path()).map_err(|err| {
+                        ReplicateError::io("cannot remove old generation directory", err)
+                    })?;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(ReplicateError::io("cannot list generations", err)),
+        }
+        if min_replica_index == 0 {
+            return Ok(());
+        }
+        for (index, _) in self.shadow_files(generation)? {
+            if index < min_replica_index - 1 {
+                let path = self.shadow_path(generation, index);
+                match fs_err::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        return Err(ReplicateError::io("cannot remove shadow wal file", err));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The index of a shadow WAL file name, `^[0-9a-f]{8}\.wal$`.
+fn parse_shadow_name(name: &str) -> Option<u32> {
+    let hex = name.strip_suffix(".wal")?;
+    if hex.len() != 8 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
+}
+
+fn remove_tmp_under(dir: &Path) -> io::Result<()> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            remove_tmp_under(&path)?;
+        } else if path.extension().is_some_and(|ext| ext == "tmp") {
+            fs_err::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The first 32 bytes of a file; an error of kind `UnexpectedEof` when it is shorter.
+pub(crate) fn read_header_bytes(path: &Path) -> io::Result<[u8; WAL_HEADER_SIZE]> {
+    let mut file = fs_err::File::open(path)?;
+    let mut header = [0u8; WAL_HEADER_SIZE];
+    file.read_exact(&mut header)?;
+    Ok(header)
+}
+
+/// Size of a file, 0 when it does not exist.
+pub(crate) fn file_size(path: &Path) -> io::Result<u64> {
+    match fs_err::metadata(path) {
+        Ok(meta) => Ok(meta.len()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(err) => Err(err),
+    }
+}
+
+/// What a copy from the real WAL into a shadow WAL did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Copied {
+    /// Frame-aligned size of the real WAL when frames were copied, else the shadow's size
+    /// (Litestream's `origSize`, which only feeds the TRUNCATE threshold).
+    pub(crate) orig_size: u64,
+    /// Size of the shadow WAL after the copy: always the end of a commit frame.
+    pub(crate) new_size: u64,
+    /// Frame bytes appended.
+    pub(crate) appended: u64,
+}
+
+/// Where a scan of the real WAL stopped last time, so that a long transaction still being
+/// written is not re-read from its start at every pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ScanCache {
+    /// The shadow file and start offset the scan began at.
+    key: Option<(u32, u32, u64)>,
+    /// Offset and checksum chain after the last valid frame scanned.
+    scanned: u64,
+    checksum: (u32, u32),
+    /// End of the last commit frame seen.
+    last_commit: u64,
+}
+
+/// Copies the committed frames the real WAL has past the end of the shadow WAL (spec 4.4):
+/// frames that continue the shadow's checksum chain with its salts, up to the last commit
+/// frame, appended at the shadow's frame-aligned end and synced.
+///
+/// The real WAL is scanned once to find the last commit, then its bytes up to there copied,
+/// so memory stays bounded whatever the transaction size and a transaction not committed yet
+/// never reaches the shadow file.
+pub(crate) fn copy_to_shadow(
+    wal_path: &Path,
+    shadow_path: &Path,
+    cache: &mut ScanCache,
+) -> Result<Copied, ReplicateError> {
+    let shadow_name = shadow_path.display().to_string();
+    let shadow = fs_err::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shadow_path)
+        .map_err(|err| ReplicateError::io("cannot open shadow wal", err))?;
+    let shadow_size = shadow
+        .metadata()
+        .map_err(|err| ReplicateError::io("cannot stat shadow wal", err))?
+        .len();
+    let mut header_bytes = [0u8; WAL_HEADER_SIZE];
+    shadow
+        .file()
+        .read_exact_at(&mut header_bytes, 0)
+        .map_err(|err| ReplicateError::io(format!("read header: {shadow_name}"), err))?;
+    let header = WalHeader::parse(&header_bytes).map_err(|source| ReplicateError::Wal {
+        context: format!("read header: {shadow_name}"),
+        source,
+    })?;
+    let page_size = header.page_size;
+    let frame_size = header.frame_size();
+    let start = frame_align(shadow_size, page_size);
+    let last_checksum = if start > HEADER_LEN {
+        let mut frame_header = [0u8; WAL_FRAME_HEADER_SIZE];
+        shadow
+            .file()
+            .read_exact_at(&mut frame_header, start - frame_size)
+            .map_err(|err| ReplicateError::io(format!("last checksum: {shadow_name}"), err))?;
+        ls_core::WalFrameHeader::parse(&frame_header).checksum()
+    } else {
+        header.checksum()
+    };
+
+    let real =
+        fs_err::File::open(wal_path).map_err(|err| ReplicateError::io("cannot open wal", err))?;
+    let real_size = real
+        .metadata()
+        .map_err(|err| ReplicateError::io("cannot stat wal", err))?
+        .len();
+    let real_aligned = frame_align(real_size, page_size);
+
+    // Pass 1: find the last commit frame that continues the chain.
+    let key = Some((header.salt1, header.salt2, start));
+    if cache.key != key || cache.scanned > real_aligned {
+        *cache = ScanCache {
+            key,
+            scanned: start,
+            checksum: last_checksum,
+            last_commit: start,
+        };
+    }
+    let mut reader = BufReader::with_capacity(1 << 20, real);
+    reader
+        .seek(SeekFrom::Start(cache.scanned))
+        .map_err(|err| ReplicateError::io("read wal", err))?;
+    let mut wal =
+        WalReader::resume(reader, header, cache.scanned, cache.checksum).map_err(|source| {
+            ReplicateError::Wal {
+                context: format!("read wal: {}", wal_path.display()),
+                source,
+            }
+        })?;
+    loop {
+        let frame = wal
+            .next_valid_frame()
+            .map_err(|source| ReplicateError::Wal {
+                context: format!("read wal: {}", wal_path.display()),
+                source,
+            })?;
+        let Some(frame) = frame else { break };
+        if frame.header().is_commit() {
+            cache.last_commit = frame.offset() + frame_size;
+        }
+    }
+    cache.scanned = wal.offset();
+    cache.checksum = wal.checksum();
+    let last_commit = cache.last_commit;
+    if last_commit <= start {
+        return Ok(Copied {
+            orig_size: start,
+            new_size: start,
+            appended: 0,
+        });
+    }
+
+    // Pass 2: copy the committed bytes. No WAL restart can happen meanwhile (the engine holds a
+    // read transaction or the write lock), so these are the frames pass 1 checked.
+    let mut real = wal.into_inner();
+    real.seek(SeekFrom::Start(start))
+        .map_err(|err| ReplicateError::io("read wal", err))?;
+    let mut remaining = last_commit - start;
+    let mut offset = start;
+    let mut buf = vec![0u8; 1 << 20];
+    while remaining > 0 {
+        let want = usize::try_from(remaining.min(1 << 20)).unwrap_or(1 << 20);
+        let chunk = buf.get_mut(..want).unwrap_or_default();
+        real.read_exact(chunk)
+            .map_err(|err| ReplicateError::io(format!("read wal: {}", wal_path.display()), err))?;
+        shadow
+            .file()
+            .write_all_at(chunk, offset)
+            .map_err(|err| ReplicateError::io(format!("write shadow file: {shadow_name}"), err))?;
+        offset += u64::try_from(want).unwrap_or(0);
+        remaining -= u64::try_from(want).unwrap_or(0);
+    }
+    if shadow_size > last_commit {
+        shadow
+            .set_len(last_commit)
+            .map_err(|err| ReplicateError::io(format!("write shadow file: {shadow_name}"), err))?;
+    }
+    shadow
+        .sync_data()
+        .map_err(|err| ReplicateError::io(format!("sync shadow file: {shadow_name}"), err))?;
+    *cache = ScanCache::default();
+    Ok(Copied {
+        orig_size: real_aligned,
+        new_size: last_commit,
+        appended: last_commit - start,
+    })
+}
+
+/// Starts the shadow WAL file of a new index (spec 4.8): the real WAL's checked header as the
+/// whole file, written durably, then the copy.
+pub(crate) fn init_shadow(
+    wal_path: &Path,
+    shadow_path: &Path,
+    modes: Modes,
+    cache: &mut ScanCache,
+) -> Result<Copied, ReplicateError> {
+    let header = read_header_bytes(wal_path).map_err(|err| {
+        ReplicateError::io(format!("read wal header: {}", wal_path.display()), err)
+    })?;
+    WalHeader::parse(&header).map_err(|source| ReplicateError::Wal {
+        context: format!("invalid wal header: {}", wal_path.display()),
+        source,
+    })?;
+    if let Some(dir) = shadow_path.parent() {
+        create_dir_all_durable_with_mode(dir, modes.dir)
+            .map_err(|err| ReplicateError::io("cannot create shadow wal directory", err))?;
+    }
+    write_file_with_mode(shadow_path, modes.file, |file| file.write_all(&header))
+        .map_err(|err| ReplicateError::io("cannot write shadow wal header", err))?;
+    *cache = ScanCache::default();
+    copy_to_shadow(wal_path, shadow_path, cache)
+}
+
+/// Cuts a shadow WAL back to the end of its last commit frame, dropping what a crash in the
+/// middle of a copy may have left; returns the size kept.
+pub(crate) fn repair_tail(shadow_path: &Path) -> Result<u64, ReplicateError> {
+    let file = fs_err::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shadow_path)
+        .map_err(|err| ReplicateError::io("cannot open shadow wal", err))?;
+    let size = file
+        .metadata()
+        .map_err(|err| ReplicateError::io("cannot stat shadow wal", err))?
+        .len();
+    let mut wal = WalReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+        ReplicateError::Wal {
+            context: format!("read header: {}", shadow_path.display()),
+            source,
+        }
+    })?;
+    let frame_size = wal.header().frame_size();
+    let mut last_commit = HEADER_LEN;
+    while let Some(frame) = wal
+        .next_valid_frame()
+        .map_err(|source| ReplicateError::Wal {
+            context: format!("read shadow wal: {}", shadow_path.display()),
+            source,
+        })?
+    {
+        if frame.header().is_commit() {
+            last_commit = frame.offset() + frame_size;
+        }
+    }
+    if last_commit < size {
+        let file = wal.into_inner().into_inner();
+        file.set_len(last_commit)
+            .map_err(|err| ReplicateError::io("cannot truncate shadow wal", err))?;
+        file.sync_data()
+            .map_err(|err| ReplicateError::io("cannot sync shadow wal", err))?;
+    }
+    Ok(last_commit)
+}
+
+/// The outcome of the continuity checks of spec 4.5.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Verified {
+    /// Why a new generation must start; `None` to continue the current one.
+    pub(crate) reason: Option<&'static str>,
+    /// The real WAL was restarted (its header differs from the shadow's).
+    pub(crate) restart: bool,
+}
+
+/// Litestream's verification: whether the shadow WAL still continues the real WAL.
+pub(crate) fn verify(
+    wal_path: &Path,
+    shadow_path: &Path,
+    index: u32,
+    page_size: u32,
+) -> Result<Verified, ReplicateError> {
+    let new_generation = |reason| {
+        Ok(Verified {
+            reason: Some(reason),
+            restart: false,
+        })
+    };
+    if index >= ls_core::MAX_INDEX {
+        return new_generation("max index exceeded");
+    }
+    let shadow_size = match fs_err::metadata(shadow_path) {
+        Ok(meta) => meta.len(),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return new_generation("no shadow wal");
+        }
+        Err(err) => return Err(ReplicateError::io("cannot stat shadow wal", err)),
+    };
+    let shadow_size = frame_align(shadow_size, page_size);
+    if shadow_size < HEADER_LEN {
+        return new_generation("short shadow wal");
+    }
+    let wal_size = frame_align(
+        file_size(wal_path).map_err(|err| ReplicateError::io("cannot stat wal", err))?,
+        page_size,
+    );
+    if shadow_size > wal_size {
+        return new_generation("wal truncated by another process");
+    }
+    let real_header = read_header_bytes(wal_path)
+        .map_err(|err| ReplicateError::io("cannot read wal header", err))?;
+    let shadow_header = read_header_bytes(shadow_path)
+        .map_err(|err| ReplicateError::io("cannot read shadow wal header", err))?;
+    let restart = real_header != shadow_header;
+    if restart && shadow_size == HEADER_LEN {
+        return new_generation("wal header only, mismatched");
+    }
+    if shadow_size > HEADER_LEN {
+        let frame_size = u64::from(page_size) + 24;
+        let offset = shadow_size - frame_size;
+        let len = usize::try_from(frame_size).unwrap_or(0);
+        let mut real_frame = vec![0u8; len];
+        let mut shadow_frame = vec![0u8; len];
+        fs_err::File::open(wal_path)
+            .and_then(|file| file.file().read_exact_at(&mut real_frame, offset))
+            .map_err(|err| ReplicateError::io("cannot read last wal frame", err))?;
+        fs_err::File::open(shadow_path)
+            .and_then(|file| file.file().read_exact_at(&mut shadow_frame, offset))
+            .map_err(|err| ReplicateError::io("cannot read last shadow wal frame", err))?;
+        if real_frame != shadow_frame {
+            return new_generation("wal overwritten by another process");
+        }
+    }
+    Ok(Verified {
+        reason: None,
+        restart,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_shadow_name_accepts_only_litestream_names() {
+        assert_eq!(parse_shadow_name("0000000a.wal"), Some(10));
+        assert_eq!(parse_shadow_name("0000000A.wal"), None);
+        assert_eq!(parse_shadow_name("000000a.wal"), None);
+        assert_eq!(parse_shadow_name("0000000a.wal.tmp"), None);
+    }
+
+    #[test]
+    fn meta_new_default_is_hidden_dir_beside_db() {
+        let meta = Meta::new(Path::new("/data/app.db"), None);
+        assert_eq!(meta.dir(), Path::new("/data/.app.db-litestream"));
+    }
+}
