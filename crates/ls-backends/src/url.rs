@@ -549,7 +549,7 @@ fn file_path(after_scheme: &str) -> String {
 
 /// An object key prefix: the path cleaned, without its leading `/`; Litestream's `.` for an
 /// empty path is the empty prefix.
-fn object_prefix(path: &str) -> String {
+pub(crate) fn object_prefix(path: &str) -> String {
     let cleaned = go_path_clean(path);
     match cleaned.trim_start_matches('/') {
         "." => String::new(),

@@ -1,7 +1,10 @@
 //! The one integration test binary of ls-backends: the file replica client's conformance suite
-//! (`file`) and replica URL parsing (`url`), with the helpers they share.
+//! (`file`), the cloud backends' suite against real servers (`conformance`, servers started by
+//! `servers`), and replica URL parsing (`url`), with the helpers they share.
 
+mod conformance;
 mod file;
+mod servers;
 mod url;
 
 use std::path::{Path, PathBuf};
