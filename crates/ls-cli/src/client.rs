@@ -8,7 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use ls_backends::{FileReplicaClient, ReplicaUrl, ReplicaUrlError, is_url, redact_url};
+use ls_backends::{
+    AzureOptions, FileReplicaClient, GcsOptions, HostKeyCheck, ObjectReplicaClient, ReplicaUrl,
+    ReplicaUrlError, S3Options, Secret, SftpOptions, SftpReplicaClient, is_url, redact_url,
+};
 use ls_core::ReplicaClient;
 
 use crate::config::{DbConfig, ReplicaConfig, expand_path};
@@ -98,7 +101,7 @@ pub(crate) fn open_replica(config: &ReplicaConfig) -> anyhow::Result<Replica> {
                 .with_context(|| format!("cannot expand replica path {}", path.display()))?;
             Arc::new(FileReplicaClient::new(path))
         }
-        ("sftp", _) => {
+        ("sftp", url) => {
             // Litestream's checks, so a bad config is reported as such before the backend
             // exists.
             if has_url && !config.host.is_empty() {
@@ -110,16 +113,16 @@ pub(crate) fn open_replica(config: &ReplicaConfig) -> anyhow::Result<Replica> {
             if !has_url && config.user.is_empty() {
                 bail!("user required for sftp replica");
             }
-            bail!("replica type {} is not supported yet", go_quote(kind));
+            Arc::new(open_sftp(config, url)?)
         }
-        (kind, _) => {
+        (kind, url) => {
             if has_url && !config.bucket.is_empty() {
                 bail!("cannot specify url & bucket for {kind} replica");
             }
             if !has_url && config.bucket.is_empty() {
                 bail!("bucket required for {kind} replica");
             }
-            bail!("replica type {} is not supported yet", go_quote(kind));
+            Arc::new(open_object(kind, config, url)?)
         }
     };
     let name = if config.name.is_empty() {
@@ -128,6 +131,152 @@ pub(crate) fn open_replica(config: &ReplicaConfig) -> anyhow::Result<Replica> {
         config.name.clone()
     };
     Ok(Replica { name, client })
+}
+
+/// The process environment, for the backends' `*_from_env` lookups.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// `own` unless empty, else `fallback`.
+fn or(own: &str, fallback: Option<String>) -> String {
+    if own.is_empty() {
+        fallback.unwrap_or_default()
+    } else {
+        own.to_owned()
+    }
+}
+
+/// An `s3`, `gcs` or `abs` replica: URL fields merged with config fields as
+/// `newS3ReplicaClientFromConfig` and its siblings do (spec 11.2-11.4).
+fn open_object(
+    kind: &str,
+    config: &ReplicaConfig,
+    url: Option<ReplicaUrl>,
+) -> anyhow::Result<ObjectReplicaClient> {
+    let client = match (kind, url) {
+        ("s3", url) => {
+            let (bucket, path, region, endpoint, url_path_style) = match url {
+                Some(ReplicaUrl::S3 {
+                    bucket,
+                    path,
+                    region,
+                    endpoint,
+                    force_path_style,
+                }) => (bucket, path, region, endpoint, force_path_style),
+                _ => (
+                    config.bucket.clone(),
+                    config.path.clone(),
+                    None,
+                    None,
+                    false,
+                ),
+            };
+            // `force-path-style` starts as "a config endpoint is set", an explicit setting
+            // overrides it, and a provider host in the URL turns it on.
+            let force_path_style = config
+                .force_path_style
+                .unwrap_or(!config.endpoint.is_empty())
+                || url_path_style;
+            let mut options = S3Options {
+                bucket,
+                path,
+                region: or(&config.region, region),
+                endpoint: or(&config.endpoint, endpoint),
+                force_path_style,
+                skip_verify: config.skip_verify,
+                access_key_id: Secret::new(config.access_key_id.expose()),
+                secret_access_key: Secret::new(config.secret_access_key.expose()),
+                session_token: Secret::default(),
+            };
+            options.credentials_from_env(env_var);
+            ObjectReplicaClient::s3(options)
+        }
+        ("gcs", url) => {
+            let (bucket, path) = match url {
+                Some(ReplicaUrl::Gcs { bucket, path }) => (bucket, path),
+                _ => (config.bucket.clone(), config.path.clone()),
+            };
+            let mut options = GcsOptions {
+                bucket,
+                path,
+                emulator_host: String::new(),
+            };
+            options.emulator_from_env(env_var);
+            ObjectReplicaClient::gcs(options)
+        }
+        (_, url) => {
+            let (account, container, path) = match url {
+                Some(ReplicaUrl::Abs {
+                    account,
+                    container,
+                    path,
+                }) => (account, container, path),
+                _ => (None, config.bucket.clone(), config.path.clone()),
+            };
+            let mut options = AzureOptions {
+                account_name: or(&config.account_name, account),
+                account_key: Secret::new(config.account_key.expose()),
+                container,
+                path,
+                endpoint: config.endpoint.clone(),
+            };
+            options.account_key_from_env(env_var);
+            ObjectReplicaClient::azure(options)
+        }
+    };
+    Ok(client?)
+}
+
+/// An `sftp` replica: URL fields merged with config fields (spec 11.5), and the host key check
+/// this port adds: `host-key`, else `~/.ssh/known_hosts`, unless `insecure-ignore-host-key`.
+fn open_sftp(config: &ReplicaConfig, url: Option<ReplicaUrl>) -> anyhow::Result<SftpReplicaClient> {
+    let (host, user, password, path) = match url {
+        Some(ReplicaUrl::Sftp {
+            host,
+            user,
+            password,
+            path,
+        }) => (
+            host,
+            or(&config.user, user),
+            if config.password.is_empty() {
+                password
+                    .map(|password| Secret::new(password.expose()))
+                    .unwrap_or_default()
+            } else {
+                Secret::new(config.password.expose())
+            },
+            path,
+        ),
+        _ => (
+            config.host.clone(),
+            config.user.clone(),
+            Secret::new(config.password.expose()),
+            config.path.clone(),
+        ),
+    };
+    if user.is_empty() {
+        bail!("user required for sftp replica");
+    }
+    let host_key = if config.insecure_ignore_host_key {
+        HostKeyCheck::InsecureIgnore
+    } else if !config.host_key.is_empty() {
+        HostKeyCheck::Key(config.host_key.clone())
+    } else {
+        HostKeyCheck::default_known_hosts(env_var).context(
+            "no home directory for ~/.ssh/known_hosts: set host-key (or \
+             insecure-ignore-host-key: true) for the sftp replica",
+        )?
+    };
+    Ok(SftpReplicaClient::new(SftpOptions {
+        host,
+        user,
+        password,
+        key_path: config.key_path.clone(),
+        path,
+        host_key,
+    })?)
 }
 
 #[cfg(test)]
@@ -200,6 +349,48 @@ mod tests {
                 c.kind = "sftp".into();
                 c.host = "h".into();
             }),
+            "user required for sftp replica"
+        );
+    }
+
+    #[test]
+    fn open_replica_cloud_urls_open_their_clients() {
+        for (url, kind) in [
+            ("s3://bkt.localhost:9000/db", "s3"),
+            ("gcs://bkt/db", "gcs"),
+            ("sftp://me@127.0.0.1:2222/backup", "sftp"),
+        ] {
+            let replica = replica(|c| c.url = url.into()).unwrap();
+            assert_eq!(replica.client.kind(), kind, "{url}");
+            assert_eq!(replica.name, kind);
+        }
+        let abs = replica(|c| {
+            c.url = "abs://acct@ctr/db".into();
+            c.account_key = crate::config::Secret::from_test("a2V5");
+        })
+        .unwrap();
+        assert_eq!(abs.client.kind(), "abs");
+    }
+
+    #[test]
+    fn open_replica_s3_keeps_keys_out_of_debug() {
+        let replica = replica(|c| {
+            c.kind = "s3".into();
+            c.bucket = "bkt".into();
+            c.endpoint = "http://127.0.0.1:9000".into();
+            c.access_key_id = crate::config::Secret::from_test("AKIDVISIBLE");
+            c.secret_access_key = crate::config::Secret::from_test("hiddensecret");
+        })
+        .unwrap();
+        let debug = format!("{replica:?}");
+        assert!(debug.contains("s3://bkt"), "{debug}");
+        assert!(!debug.contains("hiddensecret"), "{debug}");
+    }
+
+    #[test]
+    fn open_replica_sftp_url_without_user_fails() {
+        assert_eq!(
+            error(|c| c.url = "sftp://127.0.0.1/backup".into()),
             "user required for sftp replica"
         );
     }

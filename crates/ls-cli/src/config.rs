@@ -147,6 +147,10 @@ pub(crate) struct ReplicaConfig {
     pub(crate) password: Secret,
     /// `key-path`.
     pub(crate) key_path: String,
+    /// `host-key` (not in 0.3.13): the SFTP server's expected public key, OpenSSH format.
+    pub(crate) host_key: String,
+    /// `insecure-ignore-host-key` (not in 0.3.13): accept any SFTP host key, as 0.3.13 does.
+    pub(crate) insecure_ignore_host_key: bool,
 }
 
 /// A replica URL as written; `Debug` hides the password an `sftp://user:password@host` URL may
@@ -378,6 +382,12 @@ impl LogFormat {
 }
 
 impl Secret {
+    /// A credential for unit tests elsewhere in the crate.
+    #[cfg(test)]
+    pub(crate) fn from_test(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
     /// The credential itself, for the code that hands it to a storage client or decrypts.
     pub(crate) fn expose(&self) -> &str {
         &self.0
@@ -606,6 +616,9 @@ struct RawReplicaConfig {
     password: Secret,
     #[serde(deserialize_with = "loose_string")]
     key_path: String,
+    #[serde(deserialize_with = "loose_string")]
+    host_key: String,
+    insecure_ignore_host_key: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -661,6 +674,8 @@ impl RawReplicaConfig {
             user: self.user,
             password: self.password,
             key_path: self.key_path,
+            host_key: self.host_key,
+            insecure_ignore_host_key: self.insecure_ignore_host_key.unwrap_or(false),
         }
     }
 }
