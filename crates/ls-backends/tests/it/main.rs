@@ -1,9 +1,11 @@
 //! The one integration test binary of ls-backends: the file replica client's conformance suite
 //! (`file`), the cloud backends' suite against real servers (`conformance`, servers started by
-//! `servers`), and replica URL parsing (`url`), with the helpers they share.
+//! `servers`), Litestream 0.3.13 interop (`interop`), and replica URL parsing (`url`), with the
+//! helpers they share.
 
 mod conformance;
 mod file;
+mod interop;
 mod servers;
 mod url;
 
