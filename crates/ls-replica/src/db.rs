@@ -371,7 +371,146 @@ impl DbInner {
         state.tasks_started = true;
         for replica in &self.replicas {
             replica.start(&self.tracker, &self.token);
+            let interval = replica.validation_interval();
+            if !interval.is_zero() {
+                let this = Arc::clone(self);
+                let replica = Arc::clone(replica);
+                let token = self.token.clone();
+                let span = replica.span();
+                self.tracker.spawn(
+                    async move { this.validator(replica, interval, token).await }.instrument(span),
+                );
+            }
         }
+    }
+
+    /// Litestream's validator (spec 5.8): every `interval`, checkpoint with RESTART, checksum
+    /// the database, restore the replica up to the same point and compare.
+    async fn validator(
+        self: Arc<Self>,
+        replica: Arc<ReplicaInner>,
+        interval: Duration,
+        token: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if let Err(err) = self.validate(&replica, &token).await {
+                tracing::error!(
+                    error = crate::engine_error::as_dyn(&err),
+                    "validation error"
+                );
+            }
+        }
+    }
+
+    async fn validate(
+        &self,
+        replica: &ReplicaInner,
+        token: &CancellationToken,
+    ) -> Result<(), ReplicateError> {
+        let (pos, db_crc) = {
+            let mut state = self.state.lock().await;
+            if self.shared.position().is_none() {
+                return Err(ReplicateError::Other("no current generation".to_owned()));
+            }
+            self.checkpoint(&mut state, CheckpointMode::Restart).await?;
+            let Some(pos) = self.shared.position() else {
+                return Err(ReplicateError::Other("no current generation".to_owned()));
+            };
+            let Some(file) = self.shared.db_file.get().cloned() else {
+                return Err(ReplicateError::Other("no database available".to_owned()));
+            };
+            let crc = tokio::task::spawn_blocking(move || crc64_file(&file))
+                .await
+                .map_err(join_error)?
+                .map_err(|err| ReplicateError::io("cannot checksum database", err))?;
+            (Pos::new(pos.generation, pos.index, 0), crc)
+        };
+        if pos.index == 0 {
+            return Ok(());
+        }
+        // Wait for the replica to reach the position.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match replica.position() {
+                Some(rp) if rp.generation != pos.generation => {
+                    return Err(ReplicateError::Other("generation changed".to_owned()));
+                }
+                Some(rp) if (rp.index, rp.offset) >= (pos.index, pos.offset) => break,
+                Some(_) => {}
+                None => tracing::info!("validator: no replica position available"),
+            }
+            if Instant::now() >= deadline {
+                return Err(ReplicateError::Other(
+                    "replica wait exceeded timeout".to_owned(),
+                ));
+            }
+            tokio::select! {
+                () = token.cancelled() => return Ok(()),
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        let client = replica.client();
+        let replicas = [(replica.name().to_owned(), Arc::clone(&client))];
+        let plan = crate::plan_restore(
+            &replicas,
+            Some(pos.generation),
+            crate::RestoreUntil::Index(pos.index - 1),
+        )
+        .await
+        .map_err(|err| ReplicateError::Other(format!("validation restore: {}", chain(&err))))?
+        .ok_or_else(|| {
+            ReplicateError::Other("validation restore: no matching backups".to_owned())
+        })?;
+        let dir = std::env::temp_dir().join(format!("{:016x}-litestream", rand::random::<u64>()));
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|err| ReplicateError::io("validation restore", err))?;
+        let output = dir.join("replica");
+        let options = crate::RestoreOptions {
+            output: output.clone(),
+            parallelism: crate::DEFAULT_PARALLELISM,
+            identities: replica.identities(),
+        };
+        let restored = crate::restore(client, &plan, options, Arc::new(crate::NoProgress)).await;
+        let replica_crc = match restored {
+            Ok(_) => tokio::task::spawn_blocking(move || {
+                std::fs::File::open(&output).and_then(|file| crc64_file(&file))
+            })
+            .await
+            .map_err(join_error)?
+            .map_err(|err| ReplicateError::io("cannot checksum restored replica", err)),
+            Err(err) => Err(ReplicateError::Other(format!(
+                "validation restore: {}",
+                chain(&err)
+            ))),
+        };
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let replica_crc = replica_crc?;
+        let status = if db_crc == replica_crc { "ok" } else { "error" };
+        metrics::counter!(
+            "litestream_replica_validation_total",
+            "db" => self.shared.path_label.clone(), "name" => replica.name().to_owned(), "status" => status
+        )
+        .increment(1);
+        tracing::info!(
+            status = if db_crc == replica_crc { "ok" } else { "mismatch" },
+            db = %format!("{db_crc:016x}"),
+            replica = %format!("{replica_crc:016x}"),
+            position = %pos,
+            "validator"
+        );
+        if db_crc != replica_crc {
+            return Err(ReplicateError::Other(
+                "invalid replica, checksum mismatch".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// One sync pass (spec 4.3). `force` runs it in full even when nothing seems changed.
@@ -810,6 +949,24 @@ impl DbInner {
         )));
         Ok(())
     }
+}
+
+/// CRC-64/GO-ISO of a whole file, read with `pread` so the descriptor stays open.
+fn crc64_file(file: &std::fs::File) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt as _;
+    const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_GO_ISO);
+    let mut digest = CRC.digest();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    loop {
+        let n = file.read_at(&mut buf, offset)?;
+        if n == 0 {
+            break;
+        }
+        digest.update(buf.get(..n).unwrap_or_default());
+        offset += u64::try_from(n).unwrap_or(0);
+    }
+    Ok(digest.finalize())
 }
 
 /// What the blocking part of a pass found.

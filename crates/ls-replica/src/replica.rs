@@ -119,6 +119,22 @@ impl ReplicaInner {
         &self.options.name
     }
 
+    pub(crate) fn validation_interval(&self) -> Duration {
+        self.options.validation_interval
+    }
+
+    pub(crate) fn client(&self) -> Arc<dyn ReplicaClient> {
+        Arc::clone(&self.client)
+    }
+
+    pub(crate) fn identities(&self) -> AgeIdentities {
+        self.options
+            .identities
+            .as_deref()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub(crate) fn position(&self) -> Option<Pos> {
         *self
             .pos
@@ -133,7 +149,7 @@ impl ReplicaInner {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = pos;
     }
 
-    fn span(&self) -> tracing::Span {
+    pub(crate) fn span(&self) -> tracing::Span {
         tracing::info_span!(parent: None, "replica", db = %self.db_label, replica = %self.options.name)
     }
 
