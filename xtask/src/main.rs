@@ -7,6 +7,7 @@
 // xtask talks to the developer on the terminal: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod command;
 #[cfg(test)]
@@ -24,6 +25,10 @@ const TASKS: &[(&str, &str)] = &[
         "exactly what CI runs: fmt, clippy, deny, tools, tests, doc tests, docs, fuzz build",
     ),
     (
+        "bench",
+        "`bench restore`: our release restore against Litestream 0.3.13 (time, peak RSS, ratios)",
+    ),
+    (
         "tools",
         "install what the tests need into target/tools (reference Litestream 0.3.13, cargo-deny, sqlite3)",
     ),
@@ -37,6 +42,13 @@ fn main() -> ExitCode {
             print_tasks();
             ExitCode::SUCCESS
         }
+        Some("bench") => match bench::run(&root, &args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: bench: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(task) if args.len() > 1 => {
             eprintln!(
                 "error: task `{task}` takes no arguments, got {:?}",
