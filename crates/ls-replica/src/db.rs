@@ -21,10 +21,17 @@ use tracing::Instrument as _;
 use crate::engine_error::ReplicateError;
 use crate::replica::{Replica, ReplicaInner};
 use crate::shadow::{self, Copied, HEADER_LEN, Meta, Modes, ScanCache};
+use crate::shmlock;
 use crate::sqlite::{CheckpointMode, Sqlite};
 
 /// A pass that finds nothing changed is still run in full this often.
 pub const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
+
+/// How often other processes' WAL-index locks are read, to notice a waiting checkpoint.
+const CHECKPOINTER_PROBE: Duration = Duration::from_millis(100);
+
+/// Longest time we stay out of the way of an application checkpoint.
+const STEP_ASIDE_MAX: Duration = Duration::from_secs(10);
 
 /// WAL size in pages past which Litestream checkpoints with TRUNCATE (not configurable).
 const TRUNCATE_PAGE_COUNT: u64 = 500_000;
@@ -80,6 +87,9 @@ pub(crate) struct DbShared {
     /// SQLite's SHARED lock included, which would let another process's last connection
     /// checkpoint and delete the WAL under us. Snapshots read through it with `pread`.
     pub(crate) db_file: std::sync::OnceLock<Arc<std::fs::File>>,
+    /// A descriptor on the `-shm` file, opened once and never closed (same reason), through
+    /// which other processes' WAL-index locks are read.
+    shm_file: std::sync::OnceLock<std::fs::File>,
 }
 
 impl DbShared {
@@ -115,6 +125,20 @@ struct DbState {
     /// What the files looked like after the last full pass, and when it ran.
     probe: Option<(Probe, Instant)>,
     tasks_started: bool,
+    /// Set while an application checkpoint we stepped aside for may have restarted the WAL.
+    stepped: Option<StepAside>,
+}
+
+/// What the shadow WAL held when we released the read transaction for an application's
+/// checkpoint: everything committed in that WAL cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StepAside {
+    generation: Generation,
+    index: u32,
+    /// Committed end of the shadow WAL, which was also the end of the WAL's commits.
+    end: u64,
+    /// The real (and shadow) WAL header of that cycle.
+    header: [u8; 32],
 }
 
 /// Sizes and modification times of the database and its WAL.
@@ -174,6 +198,7 @@ impl Db {
             changed: watch::channel(0).0,
             checkpoint_lock: Mutex::new(()),
             db_file: std::sync::OnceLock::new(),
+            shm_file: std::sync::OnceLock::new(),
         });
         let token = CancellationToken::new();
         let replicas = replicas
@@ -348,11 +373,18 @@ impl DbInner {
         let mut ticker = tokio::time::interval(self.options.monitor_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        let mut lock_probe = tokio::time::interval(CHECKPOINTER_PROBE);
+        lock_probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut suspect: Option<(i32, Option<Probe>)> = None;
         loop {
             let full = tokio::select! {
                 () = self.token.cancelled() => return,
                 _ = ticker.tick() => false,
                 () = self.wake.notified() => true,
+                _ = lock_probe.tick() => {
+                    suspect = self.probe_checkpointer(suspect).await;
+                    continue;
+                }
             };
             if let Err(err) = self.sync(full).await {
                 tracing::error!(error = crate::engine_error::as_dyn(&err), "sync error");
@@ -361,6 +393,88 @@ impl DbInner {
                 self.start_replica_tasks().await;
             }
         }
+    }
+
+    /// Looks for an application checkpoint (FULL, RESTART or TRUNCATE) waiting for our read
+    /// transaction: the same process holding the writer and checkpointer locks on two probes in
+    /// a row, with the database and WAL files unchanged in between. Then steps aside.
+    async fn probe_checkpointer(
+        &self,
+        suspect: Option<(i32, Option<Probe>)>,
+    ) -> Option<(i32, Option<Probe>)> {
+        let shm = self.shared.shm_file.get()?;
+        let pid = shmlock::blocked_checkpointer(shm)?;
+        if i64::from(pid) == i64::from(std::process::id()) {
+            return None;
+        }
+        let db_meta = tokio::fs::metadata(&self.options.path).await.ok()?;
+        let files = self.probe(&db_meta).await;
+        match suspect {
+            Some((previous, previous_files)) if previous == pid && previous_files == files => {
+                if let Err(err) = self.step_aside(pid).await {
+                    tracing::error!(error = crate::engine_error::as_dyn(&err), "sync error");
+                }
+                None
+            }
+            _ => Some((pid, files)),
+        }
+    }
+
+    /// Lets a waiting application checkpoint through: copies every committed frame into the
+    /// shadow WAL, releases the read transaction, waits for the checkpointer to finish, and takes
+    /// the read transaction back. The checkpointer holds the writer lock all along, so no frame
+    /// can be committed to the old WAL cycle after the copy (ARCHITECTURE.md, invariant I5).
+    async fn step_aside(&self, pid: i32) -> Result<(), ReplicateError> {
+        let mut state = self.state.lock().await;
+        let (Some(pos), Some(shm)) = (self.shared.position(), self.shared.shm_file.get()) else {
+            return Ok(());
+        };
+        if !shmlock::holds_write_lock(shm, pid) {
+            return Ok(());
+        }
+        let meta = self.shared.meta.clone();
+        let wal_path = self.wal_path.clone();
+        let shadow_path = meta.shadow_path(&pos.generation, pos.index);
+        let mut cache = state.cache;
+        let (copied, header, cache) = tokio::task::spawn_blocking(move || {
+            let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)?;
+            let real = shadow::read_header_bytes(&wal_path)
+                .map_err(|err| ReplicateError::io("read wal header", err))?;
+            let shadow = shadow::read_header_bytes(&shadow_path)
+                .map_err(|err| ReplicateError::io("read shadow wal header", err))?;
+            Ok::<_, ReplicateError>((copied, (real == shadow).then_some(real), cache))
+        })
+        .await
+        .map_err(join_error)??;
+        state.cache = cache;
+        self.shared
+            .set_position(Some(Pos::new(pos.generation, pos.index, copied.new_size)));
+        let Some(header) = header else {
+            // The WAL already restarted; the next pass sorts it out as Litestream would.
+            return Ok(());
+        };
+        let Some(rtx) = state.rtx.as_mut() else {
+            return Ok(());
+        };
+        tracing::debug!(pid, "stepping aside for an application checkpoint");
+        rtx.rollback()
+            .await
+            .map_err(|err| ReplicateError::sql("release read lock", err))?;
+        let deadline = Instant::now() + STEP_ASIDE_MAX;
+        while shmlock::holds_write_lock(shm, pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        rtx.begin_read()
+            .await
+            .map_err(|err| ReplicateError::sql("acquire read lock", err))?;
+        state.stepped = Some(StepAside {
+            generation: pos.generation,
+            index: pos.index,
+            end: copied.new_size,
+            header,
+        });
+        drop(state);
+        self.sync(true).await
     }
 
     async fn start_replica_tasks(self: &Arc<Self>) {
@@ -620,6 +734,13 @@ impl DbInner {
             .await
             .map_err(|err| ReplicateError::sql("cannot acquire read lock", err))?;
         state.rtx = Some(rtx);
+        if self.shared.shm_file.get().is_none() {
+            let mut shm = self.options.path.clone().into_os_string();
+            shm.push("-shm");
+            if let Ok(file) = std::fs::File::open(PathBuf::from(shm)) {
+                let _ = self.shared.shm_file.set(file);
+            }
+        }
 
         let meta = self.shared.meta.clone();
         let wal_path = self.wal_path.clone();
@@ -680,6 +801,7 @@ impl DbInner {
         let db_path = self.options.path.clone();
         let modes = Modes::of_db(&db_path);
         let mut cache = state.cache;
+        let stepped = state.stepped.take();
         let label = self.shared.path_label.clone();
         let outcome =
             tokio::task::spawn_blocking(move || -> Result<PassOutcome, ReplicateError> {
@@ -693,6 +815,34 @@ impl DbInner {
                     .set(u64_f64(wal_size_now));
 
                 let generation = meta.read_generation()?;
+                if let (Some(step), Some(current)) = (stepped, generation) {
+                    let index = meta.current_index(&current)?;
+                    if step.generation == current
+                        && step.index == index
+                        && shadow::restarted_after(
+                            &wal_path,
+                            &meta.shadow_path(&current, index),
+                            &step.header,
+                            step.end,
+                        )?
+                    {
+                        // The application's checkpoint restarted the WAL after we had copied
+                        // all of the old cycle: carry on in the next index, same generation.
+                        let next = meta.shadow_path(&current, index + 1);
+                        let copied = shadow::init_shadow(&wal_path, &next, modes, &mut cache)?;
+                        if copied.appended > 0 {
+                            metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
+                                .increment(copied.appended);
+                        }
+                        return Ok(PassOutcome {
+                            pos: Pos::new(current, index + 1, copied.new_size),
+                            orig_size: copied.orig_size,
+                            changed: true,
+                            db_mtime: db_meta.modified().ok(),
+                            cache,
+                        });
+                    }
+                }
                 let (generation, index, verified) = match generation {
                     None => (
                         None,

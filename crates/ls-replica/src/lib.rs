@@ -11,6 +11,7 @@ mod replica;
 mod restore;
 mod restore_plan;
 mod shadow;
+mod shmlock;
 mod sqlite;
 
 pub use crate::db::{Db, DbOptions, FULL_PASS_EVERY};

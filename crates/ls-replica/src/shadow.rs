@@ -545,6 +545,48 @@ pub(crate) fn verify(
     })
 }
 
+/// Whether the real WAL restarted exactly once since `old_header`, with nothing of the old cycle
+/// past `end` left in it, while the shadow WAL still ends at `end`: the conditions under which
+/// a WAL restart by an application's checkpoint continues the shadow WAL in the next index.
+pub(crate) fn restarted_after(
+    wal_path: &Path,
+    shadow_path: &Path,
+    old_header: &[u8; WAL_HEADER_SIZE],
+    end: u64,
+) -> Result<bool, ReplicateError> {
+    let Ok(new_bytes) = read_header_bytes(wal_path) else {
+        return Ok(false);
+    };
+    if new_bytes == *old_header {
+        return Ok(false);
+    }
+    let (Ok(old), Ok(new)) = (WalHeader::parse(old_header), WalHeader::parse(&new_bytes)) else {
+        return Ok(false);
+    };
+    if new.checkpoint_seq != old.checkpoint_seq.wrapping_add(1)
+        || new.salt1 != old.salt1.wrapping_add(1)
+        || new.page_size != old.page_size
+    {
+        return Ok(false);
+    }
+    let shadow_size =
+        file_size(shadow_path).map_err(|err| ReplicateError::io("cannot stat shadow wal", err))?;
+    if shadow_size != end {
+        return Ok(false);
+    }
+    // A frame of the old cycle right after what we copied means commits we never saw.
+    let wal =
+        fs_err::File::open(wal_path).map_err(|err| ReplicateError::io("cannot open wal", err))?;
+    let mut frame_header = [0u8; WAL_FRAME_HEADER_SIZE];
+    if wal.file().read_exact_at(&mut frame_header, end).is_ok() {
+        let frame = ls_core::WalFrameHeader::parse(&frame_header);
+        if frame.salt1 == old.salt1 && frame.salt2 == old.salt2 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,49 @@
+//! Reads, without taking them, the WAL-index locks other processes hold on a database's `-shm`
+//! file (SQLite's `WALINDEX_LOCK_OFFSET` bytes), to notice an application's checkpoint that is
+//! waiting for our read transaction.
+//!
+//! SQLite's lock bytes in the `-shm` file start at offset 120: byte 120 is the writer lock,
+//! 121 the checkpointer lock, 122 the recovery lock, 123.. the reader slots. A checkpoint in
+//! FULL, RESTART or TRUNCATE mode holds the writer and checkpointer locks together for its
+//! whole call, waiting in its busy handler for readers; PASSIVE checkpoints never wait.
+
+use std::fs::File;
+use std::os::fd::AsRawFd as _;
+
+use nix::fcntl::{FcntlArg, fcntl};
+
+/// Offset of the writer lock byte in the `-shm` file.
+const WRITE_LOCK: i64 = 120;
+/// Offset of the checkpointer lock byte.
+const CKPT_LOCK: i64 = 121;
+
+/// The process, other than this one, that holds `byte` of `shm` for writing, if any.
+fn holder(shm: &File, byte: i64) -> Option<i32> {
+    // F_GETLK asks whether this write lock could be taken; the kernel rewrites the struct with
+    // a conflicting lock (type and holder), or sets the type to F_UNLCK.
+    let mut lock = nix::libc::flock {
+        l_type: i16::try_from(nix::libc::F_WRLCK).ok()?,
+        l_whence: i16::try_from(nix::libc::SEEK_SET).ok()?,
+        l_start: byte,
+        l_len: 1,
+        l_pid: 0,
+    };
+    fcntl(shm.as_raw_fd(), FcntlArg::F_GETLK(&mut lock)).ok()?;
+    if i32::from(lock.l_type) == nix::libc::F_UNLCK {
+        return None;
+    }
+    Some(lock.l_pid)
+}
+
+/// The process holding both the writer and the checkpointer locks, when one does: a checkpoint
+/// in FULL, RESTART or TRUNCATE mode (or, rarely, a writer and a checkpointer of one process).
+pub(crate) fn blocked_checkpointer(shm: &File) -> Option<i32> {
+    let writer = holder(shm, WRITE_LOCK)?;
+    let checkpointer = holder(shm, CKPT_LOCK)?;
+    (writer == checkpointer).then_some(writer)
+}
+
+/// Whether `pid` still holds the writer lock.
+pub(crate) fn holds_write_lock(shm: &File, pid: i32) -> bool {
+    holder(shm, WRITE_LOCK) == Some(pid)
+}
