@@ -189,13 +189,27 @@ fn flag_errors_use_go_texts() {
 }
 
 #[test]
-fn version_prints_litestream_version() {
+fn version_prints_litestream_version_then_build() {
     let env = TestEnv::new();
     let out = env.run(&["version"]);
-    assert_eq!(
-        (out.code, out.stdout.as_str(), out.stderr.as_str()),
-        (Some(0), "v0.3.13\n", "")
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
+    // Line 1 is Litestream's, exactly; line 2 names this build (issue #7).
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first().copied(), Some("v0.3.13"), "{}", out.stdout);
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    let build = lines[1]
+        .strip_prefix(concat!(
+            "litestream-rs ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        ))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected build line: {:?}", lines[1]));
+    assert!(
+        build == "unknown" || (build.len() >= 7 && build.chars().all(|c| c.is_ascii_hexdigit())),
+        "{build}"
     );
+    assert!(out.stdout.ends_with(")\n"));
     let out = env.run(&["version", "-x"]);
     assert_eq!(out.code, Some(1));
     assert!(
