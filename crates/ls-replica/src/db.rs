@@ -27,6 +27,9 @@ use crate::sqlite::{CheckpointMode, Sqlite};
 /// A pass that finds nothing changed is still run in full this often.
 pub const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
 
+/// Least time between two sync passes started by file events.
+const PASS_GAP: Duration = Duration::from_millis(50);
+
 /// How often other processes' WAL-index locks are read, to notice a waiting checkpoint.
 const CHECKPOINTER_PROBE: Duration = Duration::from_millis(100);
 
@@ -376,6 +379,7 @@ impl DbInner {
         let mut lock_probe = tokio::time::interval(CHECKPOINTER_PROBE);
         lock_probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut suspect: Option<(i32, Option<Probe>)> = None;
+        let mut last_pass: Option<Instant> = None;
         loop {
             let full = tokio::select! {
                 () = self.token.cancelled() => return,
@@ -386,6 +390,18 @@ impl DbInner {
                     continue;
                 }
             };
+            // File events during a burst of commits are coalesced into one pass per
+            // `PASS_GAP`; the first event after a quiet spell runs a pass at once.
+            if full && let Some(last) = last_pass {
+                let next = last + PASS_GAP;
+                if Instant::now() < next {
+                    tokio::select! {
+                        () = self.token.cancelled() => return,
+                        () = tokio::time::sleep_until(next.into()) => {}
+                    }
+                }
+            }
+            last_pass = Some(Instant::now());
             if let Err(err) = self.sync(full).await {
                 tracing::error!(error = crate::engine_error::as_dyn(&err), "sync error");
             }
@@ -436,7 +452,7 @@ impl DbInner {
         let wal_path = self.wal_path.clone();
         let shadow_path = meta.shadow_path(&pos.generation, pos.index);
         let mut cache = state.cache;
-        let (copied, header, cache) = tokio::task::spawn_blocking(move || {
+        let (copied, header, cache) = spawn_blocking_in_span(move || {
             let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)?;
             let real = shadow::read_header_bytes(&wal_path)
                 .map_err(|err| ReplicateError::io("read wal header", err))?;
@@ -539,7 +555,7 @@ impl DbInner {
             let Some(file) = self.shared.db_file.get().cloned() else {
                 return Err(ReplicateError::Other("no database available".to_owned()));
             };
-            let crc = tokio::task::spawn_blocking(move || crc64_file(&file))
+            let crc = spawn_blocking_in_span(move || crc64_file(&file))
                 .await
                 .map_err(join_error)?
                 .map_err(|err| ReplicateError::io("cannot checksum database", err))?;
@@ -593,7 +609,7 @@ impl DbInner {
         };
         let restored = crate::restore(client, &plan, options, Arc::new(crate::NoProgress)).await;
         let replica_crc = match restored {
-            Ok(_) => tokio::task::spawn_blocking(move || {
+            Ok(_) => spawn_blocking_in_span(move || {
                 std::fs::File::open(&output).and_then(|file| crc64_file(&file))
             })
             .await
@@ -745,40 +761,39 @@ impl DbInner {
         let meta = self.shared.meta.clone();
         let wal_path = self.wal_path.clone();
         let modes = Modes::of_db(path);
-        let position =
-            tokio::task::spawn_blocking(move || -> Result<Option<Pos>, ReplicateError> {
-                ls_core::create_dir_all_durable_with_mode(meta.dir(), modes.dir)
-                    .map_err(|err| ReplicateError::io("cannot create meta directory", err))?;
-                meta.remove_tmp_files()?;
-                let Some(generation) = meta.read_generation()? else {
-                    return Ok(None);
-                };
-                let index = meta.current_index(&generation)?;
-                let shadow_path = meta.shadow_path(&generation, index);
-                let check = (|| -> Result<(), String> {
-                    let real = shadow::read_header_bytes(&wal_path)
-                        .map_err(|err| format!("primary wal header: {}", io_text(&err)))?;
-                    let shadow = shadow::read_header_bytes(&shadow_path)
-                        .map_err(|err| format!("shadow wal header: {}", io_text(&err)))?;
-                    if real != shadow {
-                        return Err("wal header mismatch".to_owned());
-                    }
-                    Ok(())
-                })();
-                if let Err(reason) = check {
-                    tracing::warn!(
-                        error = %reason,
-                        "init: cannot determine last wal position, clearing generation"
-                    );
-                    meta.clear_generation()?;
-                    return Ok(None);
+        let position = spawn_blocking_in_span(move || -> Result<Option<Pos>, ReplicateError> {
+            ls_core::create_dir_all_durable_with_mode(meta.dir(), modes.dir)
+                .map_err(|err| ReplicateError::io("cannot create meta directory", err))?;
+            meta.remove_tmp_files()?;
+            let Some(generation) = meta.read_generation()? else {
+                return Ok(None);
+            };
+            let index = meta.current_index(&generation)?;
+            let shadow_path = meta.shadow_path(&generation, index);
+            let check = (|| -> Result<(), String> {
+                let real = shadow::read_header_bytes(&wal_path)
+                    .map_err(|err| format!("primary wal header: {}", io_text(&err)))?;
+                let shadow = shadow::read_header_bytes(&shadow_path)
+                    .map_err(|err| format!("shadow wal header: {}", io_text(&err)))?;
+                if real != shadow {
+                    return Err("wal header mismatch".to_owned());
                 }
-                let size = shadow::repair_tail(&shadow_path)?;
-                meta.clean(&generation, 0)?;
-                Ok(Some(Pos::new(generation, index, size)))
-            })
-            .await
-            .map_err(join_error)??;
+                Ok(())
+            })();
+            if let Err(reason) = check {
+                tracing::warn!(
+                    error = %reason,
+                    "init: cannot determine last wal position, clearing generation"
+                );
+                meta.clear_generation()?;
+                return Ok(None);
+            }
+            let size = shadow::repair_tail(&shadow_path)?;
+            meta.clean(&generation, 0)?;
+            Ok(Some(Pos::new(generation, index, size)))
+        })
+        .await
+        .map_err(join_error)??;
         self.shared.set_position(position);
         Ok(())
     }
@@ -803,134 +818,128 @@ impl DbInner {
         let mut cache = state.cache;
         let stepped = state.stepped.take();
         let label = self.shared.path_label.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || -> Result<PassOutcome, ReplicateError> {
-                let db_meta = fs_err::metadata(&db_path)
-                    .map_err(|err| ReplicateError::io("cannot verify wal state", err))?;
-                let wal_size_now = shadow::file_size(&wal_path)
-                    .map_err(|err| ReplicateError::io("cannot verify wal state", err))?;
-                metrics::gauge!("litestream_db_size", "db" => label.clone())
-                    .set(u64_f64(db_meta.len()));
-                metrics::gauge!("litestream_wal_size", "db" => label.clone())
-                    .set(u64_f64(wal_size_now));
+        let outcome = spawn_blocking_in_span(move || -> Result<PassOutcome, ReplicateError> {
+            let db_meta = fs_err::metadata(&db_path)
+                .map_err(|err| ReplicateError::io("cannot verify wal state", err))?;
+            let wal_size_now = shadow::file_size(&wal_path)
+                .map_err(|err| ReplicateError::io("cannot verify wal state", err))?;
+            metrics::gauge!("litestream_db_size", "db" => label.clone())
+                .set(u64_f64(db_meta.len()));
+            metrics::gauge!("litestream_wal_size", "db" => label.clone())
+                .set(u64_f64(wal_size_now));
 
-                let generation = meta.read_generation()?;
-                if let (Some(step), Some(current)) = (stepped, generation) {
-                    let index = meta.current_index(&current)?;
-                    if step.generation == current
-                        && step.index == index
-                        && shadow::restarted_after(
-                            &wal_path,
-                            &meta.shadow_path(&current, index),
-                            &step.header,
-                            step.end,
-                        )?
-                    {
-                        // The application's checkpoint restarted the WAL after we had copied
-                        // all of the old cycle: carry on in the next index, same generation.
-                        let next = meta.shadow_path(&current, index + 1);
-                        let copied = shadow::init_shadow(&wal_path, &next, modes, &mut cache)?;
-                        if copied.appended > 0 {
-                            metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
-                                .increment(copied.appended);
-                        }
-                        return Ok(PassOutcome {
-                            pos: Pos::new(current, index + 1, copied.new_size),
-                            orig_size: copied.orig_size,
-                            changed: true,
-                            db_mtime: db_meta.modified().ok(),
-                            cache,
-                        });
+            let generation = meta.read_generation()?;
+            if let (Some(step), Some(current)) = (stepped, generation) {
+                let index = meta.current_index(&current)?;
+                if step.generation == current
+                    && step.index == index
+                    && shadow::restarted_after(
+                        &wal_path,
+                        &meta.shadow_path(&current, index),
+                        &step.header,
+                        step.end,
+                    )?
+                {
+                    // The application's checkpoint restarted the WAL after we had copied
+                    // all of the old cycle: carry on in the next index, same generation.
+                    let next = meta.shadow_path(&current, index + 1);
+                    let copied = shadow::init_shadow(&wal_path, &next, modes, &mut cache)?;
+                    if copied.appended > 0 {
+                        metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
+                            .increment(copied.appended);
                     }
+                    return Ok(PassOutcome {
+                        pos: Pos::new(current, index + 1, copied.new_size),
+                        orig_size: copied.orig_size,
+                        changed: true,
+                        db_mtime: db_meta.modified().ok(),
+                        cache,
+                    });
                 }
-                let (generation, index, verified) = match generation {
-                    None => (
-                        None,
-                        0,
-                        shadow::Verified {
-                            reason: Some("no generation exists"),
-                            restart: false,
-                        },
-                    ),
-                    Some(generation) => {
-                        let index = meta.current_index(&generation)?;
-                        let shadow_path = meta.shadow_path(&generation, index);
-                        let verified = shadow::verify(&wal_path, &shadow_path, index, page_size)
-                            .map_err(|err| {
-                                ReplicateError::Other(format!(
-                                    "cannot verify wal state: {}",
-                                    chain(&err)
-                                ))
-                            })?;
-                        (Some(generation), index, verified)
-                    }
-                };
-                let shadow_size_before = generation
-                    .as_ref()
-                    .map(|g| shadow::file_size(&meta.shadow_path(g, index)).unwrap_or(0))
-                    .unwrap_or(0);
-                let mut changed = wal_size_now != shadow_size_before
-                    || verified.restart
-                    || verified.reason.is_some();
+            }
+            let (generation, index, verified) = match generation {
+                None => (
+                    None,
+                    0,
+                    shadow::Verified {
+                        reason: Some("no generation exists"),
+                        restart: false,
+                    },
+                ),
+                Some(generation) => {
+                    let index = meta.current_index(&generation)?;
+                    let shadow_path = meta.shadow_path(&generation, index);
+                    let verified = shadow::verify(&wal_path, &shadow_path, index, page_size)
+                        .map_err(|err| {
+                            ReplicateError::Other(format!(
+                                "cannot verify wal state: {}",
+                                chain(&err)
+                            ))
+                        })?;
+                    (Some(generation), index, verified)
+                }
+            };
+            let shadow_size_before = generation
+                .as_ref()
+                .map(|g| shadow::file_size(&meta.shadow_path(g, index)).unwrap_or(0))
+                .unwrap_or(0);
+            let mut changed =
+                wal_size_now != shadow_size_before || verified.restart || verified.reason.is_some();
 
-                let (generation, index, copied) = match (verified.reason, generation) {
-                    (Some(_), _) | (None, None) => {
-                        let reason = reason_or(verified.reason);
-                        let generation = Generation::random();
-                        let shadow_path = meta.shadow_path(&generation, 0);
-                        let copied =
-                            shadow::init_shadow(&wal_path, &shadow_path, modes, &mut cache)
-                                .map_err(|err| {
-                                    ReplicateError::Other(format!(
-                                        "create generation: {}",
-                                        chain(&err)
-                                    ))
-                                })?;
-                        meta.write_generation(&generation, modes)?;
-                        meta.clean(&generation, 0)?;
-                        tracing::info!(generation = %generation, reason, "sync: new generation");
-                        changed = true;
-                        (generation, 0, copied)
-                    }
-                    (None, Some(generation)) => {
-                        let shadow_path = meta.shadow_path(&generation, index);
-                        let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)
+            let (generation, index, copied) = match (verified.reason, generation) {
+                (Some(_), _) | (None, None) => {
+                    let reason = reason_or(verified.reason);
+                    let generation = Generation::random();
+                    let shadow_path = meta.shadow_path(&generation, 0);
+                    let copied = shadow::init_shadow(&wal_path, &shadow_path, modes, &mut cache)
+                        .map_err(|err| {
+                            ReplicateError::Other(format!("create generation: {}", chain(&err)))
+                        })?;
+                    meta.write_generation(&generation, modes)?;
+                    meta.clean(&generation, 0)?;
+                    tracing::info!(generation = %generation, reason, "sync: new generation");
+                    changed = true;
+                    (generation, 0, copied)
+                }
+                (None, Some(generation)) => {
+                    let shadow_path = meta.shadow_path(&generation, index);
+                    let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)
+                        .map_err(|err| {
+                            ReplicateError::Other(format!("sync wal: {}", chain(&err)))
+                        })?;
+                    if verified.restart {
+                        let next = meta.shadow_path(&generation, index + 1);
+                        let new = shadow::init_shadow(&wal_path, &next, modes, &mut cache)
                             .map_err(|err| {
                                 ReplicateError::Other(format!("sync wal: {}", chain(&err)))
                             })?;
-                        if verified.restart {
-                            let next = meta.shadow_path(&generation, index + 1);
-                            let new = shadow::init_shadow(&wal_path, &next, modes, &mut cache)
-                                .map_err(|err| {
-                                    ReplicateError::Other(format!("sync wal: {}", chain(&err)))
-                                })?;
-                            (
-                                generation,
-                                index + 1,
-                                Copied {
-                                    orig_size: copied.orig_size,
-                                    ..new
-                                },
-                            )
-                        } else {
-                            (generation, index, copied)
-                        }
+                        (
+                            generation,
+                            index + 1,
+                            Copied {
+                                orig_size: copied.orig_size,
+                                ..new
+                            },
+                        )
+                    } else {
+                        (generation, index, copied)
                     }
-                };
-                if copied.appended > 0 {
-                    metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
-                        .increment(copied.appended);
                 }
-                Ok(PassOutcome {
-                    pos: Pos::new(generation, index, copied.new_size),
-                    orig_size: copied.orig_size,
-                    changed,
-                    db_mtime: db_meta.modified().ok(),
-                    cache,
-                })
+            };
+            if copied.appended > 0 {
+                metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
+                    .increment(copied.appended);
+            }
+            Ok(PassOutcome {
+                pos: Pos::new(generation, index, copied.new_size),
+                orig_size: copied.orig_size,
+                changed,
+                db_mtime: db_meta.modified().ok(),
+                cache,
             })
-            .await
-            .map_err(join_error)??;
+        })
+        .await
+        .map_err(join_error)??;
         state.cache = outcome.cache;
         self.shared.set_position(Some(outcome.pos));
         let mut changed = outcome.changed;
@@ -967,7 +976,7 @@ impl DbInner {
             return Ok(());
         };
         let label = self.shared.path_label.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), ReplicateError> {
+        spawn_blocking_in_span(move || -> Result<(), ReplicateError> {
             meta.clean(&pos.generation, min_index)
                 .map_err(|err| ReplicateError::Other(format!("cannot clean: {}", chain(&err))))?;
             let total: u64 = meta
@@ -1025,7 +1034,7 @@ impl DbInner {
         let (header, copied, cache) = {
             let wal_path = wal_path.clone();
             let shadow_path = shadow_path.clone();
-            tokio::task::spawn_blocking(move || -> Result<_, ReplicateError> {
+            spawn_blocking_in_span(move || -> Result<_, ReplicateError> {
                 let header = shadow::read_header_bytes(&wal_path)
                     .map_err(|err| ReplicateError::io("checkpoint: read wal header", err))?;
                 let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)?;
@@ -1081,7 +1090,7 @@ impl DbInner {
         let modes = Modes::of_db(&self.options.path);
         let next_path = meta.shadow_path(&pos.generation, pos.index + 1);
         let mut cache = state.cache;
-        let drained = tokio::task::spawn_blocking(move || -> Result<_, ReplicateError> {
+        let drained = spawn_blocking_in_span(move || -> Result<_, ReplicateError> {
             shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)?;
             let copied = shadow::init_shadow(&wal_path, &next_path, modes, &mut cache)?;
             Ok((copied, cache))
@@ -1153,6 +1162,17 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `spawn_blocking` that keeps the caller's span, so log lines from blocking work carry the
+/// `db=` attribute.
+pub(crate) fn spawn_blocking_in_span<F, T>(work: F) -> tokio::task::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
 }
 
 pub(crate) fn join_error(err: tokio::task::JoinError) -> ReplicateError {

@@ -27,6 +27,9 @@ use crate::engine_error::ReplicateError;
 use crate::shadow::HEADER_LEN;
 use crate::sqlite::{CheckpointMode, Sqlite};
 
+/// A database change this long after the previous one is uploaded at once.
+const QUIET: Duration = Duration::from_millis(250);
+
 /// Longest wait between retries of a failing sync.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -186,6 +189,7 @@ impl ReplicaInner {
     async fn monitor(self: Arc<Self>, token: CancellationToken) {
         let mut changes = self.db.changed.subscribe();
         let mut last_sync: Option<Instant> = None;
+        let mut last_change: Option<Instant> = None;
         let mut failing = false;
         let mut backoff = self.options.sync_interval.max(Duration::from_millis(100));
         let mut first = true;
@@ -205,7 +209,12 @@ impl ReplicaInner {
                 }
             }
             first = false;
-            if let Some(last) = last_sync {
+            // A change after a quiet spell (no change for `QUIET`) ships at once; changes that
+            // keep coming are batched into one upload per sync-interval.
+            let now = Instant::now();
+            let sporadic = last_change.is_none_or(|at| now.duration_since(at) >= QUIET);
+            last_change = Some(now);
+            if let Some(last) = last_sync.filter(|_| !sporadic || failing) {
                 let next = last + self.options.sync_interval;
                 if Instant::now() < next {
                     tokio::select! {
@@ -524,7 +533,7 @@ impl ReplicaInner {
         }
         let identities = self.options.identities.clone();
         let pos = *pos;
-        tokio::task::spawn_blocking(move || -> Result<u64, ReplicateError> {
+        crate::db::spawn_blocking_in_span(move || -> Result<u64, ReplicateError> {
             let context = || format!("decode wal segment {pos}");
             let reader: Box<dyn Read> = match identities {
                 Some(ids) if !ids.is_empty() => {
