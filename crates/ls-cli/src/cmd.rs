@@ -2,6 +2,7 @@
 //! DB path or replica URL argument into the replicas to list.
 
 mod databases;
+mod generate;
 mod generations;
 mod replicate;
 mod restore;
@@ -43,6 +44,10 @@ pub(crate) async fn run(args: &[OsString]) -> anyhow::Result<Status> {
     let name_text = name.to_string_lossy();
     if name_text == "help" || name_text.starts_with('-') {
         return print_usage(MAIN_USAGE);
+    }
+    // Hidden: a build step of `cargo xtask dist`, not one of Litestream's commands.
+    if name_text == generate::NAME {
+        return generate::run(rest);
     }
     let Some(command) = Command::from_name(&name_text) else {
         bail!("litestream {name_text}: unknown command");
