@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ls_core::{Generation, Pos, wal_size};
-use notify::Watcher as _;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -167,7 +166,6 @@ struct DbInner {
     token: CancellationToken,
     tracker: TaskTracker,
     wake: Arc<Notify>,
-    watcher: StdMutex<Option<notify::RecommendedWatcher>>,
 }
 
 impl Db {
@@ -221,7 +219,6 @@ impl Db {
                 token,
                 tracker: TaskTracker::new(),
                 wake: Arc::new(Notify::new()),
-                watcher: StdMutex::new(None),
             }),
         })
     }
@@ -304,9 +301,6 @@ impl Db {
             self.inner.token.cancel();
             self.inner.tracker.close();
             self.inner.tracker.wait().await;
-            if let Ok(mut watcher) = self.inner.watcher.lock() {
-                watcher.take();
-            }
             let mut first_err = None;
             let initialized = self.inner.state.lock().await.rtx.is_some();
             if initialized {
@@ -335,39 +329,11 @@ impl Db {
         let Some(dir) = self.inner.options.path.parent() else {
             return;
         };
-        let wake = Arc::clone(&self.inner.wake);
-        let db_path = self.inner.options.path.clone();
-        let wal_path = self.inner.wal_path.clone();
-        let handler = move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if matches!(event.kind, notify::EventKind::Access(_)) {
-                return;
-            }
-            if event.paths.iter().any(|p| *p == wal_path || *p == db_path) {
-                wake.notify_one();
-            }
-        };
-        // Without notifications (no inotify watches left, say) the tick still drives syncs.
-        match notify::recommended_watcher(handler) {
-            Ok(mut watcher) => {
-                if let Err(err) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-                    tracing::debug!(
-                        error = crate::engine_error::as_dyn(&err),
-                        "cannot watch database directory"
-                    );
-                    return;
-                }
-                if let Ok(mut slot) = self.inner.watcher.lock() {
-                    *slot = Some(watcher);
-                }
-            }
-            Err(err) => {
-                tracing::debug!(
-                    error = crate::engine_error::as_dyn(&err),
-                    "cannot watch database directory"
-                );
-            }
-        }
+        crate::watch::subscribe(
+            dir,
+            &[self.inner.options.path.clone(), self.inner.wal_path.clone()],
+            &self.inner.wake,
+        );
     }
 }
 

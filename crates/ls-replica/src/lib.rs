@@ -13,6 +13,7 @@ mod restore_plan;
 mod shadow;
 mod shmlock;
 mod sqlite;
+mod watch;
 
 pub use crate::db::{Db, DbOptions, FULL_PASS_EVERY};
 pub use crate::engine_error::ReplicateError;
