@@ -88,10 +88,10 @@ pub(crate) struct DbShared {
     /// runs: closing any descriptor of a file drops every POSIX lock the process holds on it,
     /// SQLite's SHARED lock included, which would let another process's last connection
     /// checkpoint and delete the WAL under us. Snapshots read through it with `pread`.
-    pub(crate) db_file: std::sync::OnceLock<Arc<std::fs::File>>,
+    db_file: StdMutex<Option<Arc<std::fs::File>>>,
     /// A descriptor on the `-shm` file, opened once and never closed (same reason), through
     /// which other processes' WAL-index locks are read.
-    shm_file: std::sync::OnceLock<std::fs::File>,
+    shm_file: StdMutex<Option<Arc<std::fs::File>>>,
 }
 
 impl DbShared {
@@ -108,6 +108,21 @@ impl DbShared {
             .position
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = pos;
+    }
+
+    /// The kept-open descriptor of the database file, once initialised.
+    pub(crate) fn db_file(&self) -> Option<Arc<std::fs::File>> {
+        self.db_file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn shm_file(&self) -> Option<Arc<std::fs::File>> {
+        self.shm_file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The page size, 0 before initialisation.
@@ -198,8 +213,8 @@ impl Db {
             page_size: AtomicU32::new(0),
             changed: watch::channel(0).0,
             checkpoint_lock: Mutex::new(()),
-            db_file: std::sync::OnceLock::new(),
-            shm_file: std::sync::OnceLock::new(),
+            db_file: StdMutex::new(None),
+            shm_file: StdMutex::new(None),
         });
         let token = CancellationToken::new();
         let replicas = replicas
@@ -384,8 +399,8 @@ impl DbInner {
         &self,
         suspect: Option<(i32, Option<Probe>)>,
     ) -> Option<(i32, Option<Probe>)> {
-        let shm = self.shared.shm_file.get()?;
-        let pid = shmlock::blocked_checkpointer(shm)?;
+        let shm = self.shared.shm_file()?;
+        let pid = shmlock::blocked_checkpointer(&shm)?;
         if i64::from(pid) == i64::from(std::process::id()) {
             return None;
         }
@@ -408,10 +423,10 @@ impl DbInner {
     /// can be committed to the old WAL cycle after the copy (ARCHITECTURE.md, invariant I5).
     async fn step_aside(&self, pid: i32) -> Result<(), ReplicateError> {
         let mut state = self.state.lock().await;
-        let (Some(pos), Some(shm)) = (self.shared.position(), self.shared.shm_file.get()) else {
+        let (Some(pos), Some(shm)) = (self.shared.position(), self.shared.shm_file()) else {
             return Ok(());
         };
-        if !shmlock::holds_write_lock(shm, pid) {
+        if !shmlock::holds_write_lock(&shm, pid) {
             return Ok(());
         }
         let meta = self.shared.meta.clone();
@@ -443,7 +458,7 @@ impl DbInner {
             .await
             .map_err(|err| ReplicateError::sql("release read lock", err))?;
         let deadline = Instant::now() + STEP_ASIDE_MAX;
-        while shmlock::holds_write_lock(shm, pid) && Instant::now() < deadline {
+        while shmlock::holds_write_lock(&shm, pid) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         rtx.begin_read()
@@ -518,7 +533,7 @@ impl DbInner {
             let Some(pos) = self.shared.position() else {
                 return Err(ReplicateError::Other("no current generation".to_owned()));
             };
-            let Some(file) = self.shared.db_file.get().cloned() else {
+            let Some(file) = self.shared.db_file() else {
                 return Err(ReplicateError::Other("no database available".to_owned()));
             };
             let crc = spawn_blocking_in_span(move || crc64_file(&file))
@@ -620,6 +635,14 @@ impl DbInner {
             }
             Err(err) => return Err(ReplicateError::io("cannot stat database", err)),
         };
+        if state.rtx.is_some() && self.replaced(&db_meta) {
+            tracing::warn!("database file replaced, reopening it");
+            for conn in [state.rtx.take(), state.conn.take()].into_iter().flatten() {
+                let _ = conn.close().await;
+            }
+            state.probe = None;
+            state.cache = ScanCache::default();
+        }
         if state.rtx.is_none()
             && let Err(err) = self.init(&mut state).await
         {
@@ -670,6 +693,17 @@ impl DbInner {
         })
     }
 
+    /// Whether the file at the database path is no longer the one we opened (deleted and
+    /// recreated, or renamed over).
+    fn replaced(&self, db_meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let Some(file) = self.shared.db_file() else {
+            return false;
+        };
+        file.metadata()
+            .is_ok_and(|open| open.ino() != db_meta.ino() || open.dev() != db_meta.dev())
+    }
+
     fn checkpoint_due(&self, db_meta: &std::fs::Metadata) -> bool {
         let interval = self.options.checkpoint_interval;
         if interval.is_zero() {
@@ -691,12 +725,15 @@ impl DbInner {
     /// the shadow WAL still continues the real WAL (spec 2.5, 2.6, 4.2).
     async fn init(&self, state: &mut DbState) -> Result<(), ReplicateError> {
         let path = &self.options.path;
-        if self.shared.db_file.get().is_none() {
-            let file = std::fs::File::open(path).map_err(|err| {
-                ReplicateError::io(format!("cannot open database: {}", path.display()), err)
-            })?;
-            let _ = self.shared.db_file.set(Arc::new(file));
-        }
+        // Kept open until the database file is replaced (invariant I6).
+        let file = std::fs::File::open(path).map_err(|err| {
+            ReplicateError::io(format!("cannot open database: {}", path.display()), err)
+        })?;
+        *self
+            .shared
+            .db_file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(file));
         let mut conn = Sqlite::open(path).await.map_err(|err| {
             ReplicateError::sql(format!("cannot open database: {}", path.display()), err)
         })?;
@@ -716,13 +753,14 @@ impl DbInner {
             .await
             .map_err(|err| ReplicateError::sql("cannot acquire read lock", err))?;
         state.rtx = Some(rtx);
-        if self.shared.shm_file.get().is_none() {
-            let mut shm = self.options.path.clone().into_os_string();
-            shm.push("-shm");
-            if let Ok(file) = std::fs::File::open(PathBuf::from(shm)) {
-                let _ = self.shared.shm_file.set(file);
-            }
-        }
+        let mut shm = self.options.path.clone().into_os_string();
+        shm.push("-shm");
+        *self
+            .shared
+            .shm_file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            std::fs::File::open(PathBuf::from(shm)).ok().map(Arc::new);
 
         let meta = self.shared.meta.clone();
         let wal_path = self.wal_path.clone();

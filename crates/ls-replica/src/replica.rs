@@ -464,7 +464,7 @@ impl ReplicaInner {
         };
         tracing::info!(position = %pos, "write snapshot");
         let started = Instant::now();
-        let Some(file) = self.db.db_file.get().cloned() else {
+        let Some(file) = self.db.db_file() else {
             return Err(ReplicateError::Other("no database available".to_owned()));
         };
         let (stream, producer) = encode_stream(
