@@ -4,5 +4,6 @@ mod compat;
 mod config;
 mod help;
 mod listing;
+mod replicate;
 mod restore;
 mod support;
