@@ -181,6 +181,8 @@ struct DbInner {
     token: CancellationToken,
     tracker: TaskTracker,
     wake: Arc<Notify>,
+    /// The replication lock file, kept open while the process runs.
+    lock_file: StdMutex<Option<nix::fcntl::Flock<std::fs::File>>>,
 }
 
 impl Db {
@@ -234,6 +236,7 @@ impl Db {
                 token,
                 tracker: TaskTracker::new(),
                 wake: Arc::new(Notify::new()),
+                lock_file: StdMutex::new(None),
             }),
         })
     }
@@ -268,9 +271,14 @@ impl Db {
 
     /// Starts the monitor: sync passes on every tick and file change, and the replicas' tasks
     /// once the database is first initialised. Must be called within a tokio runtime.
-    pub fn start(&self) {
+    ///
+    /// # Errors
+    /// When another process replicates this database (it holds the lock file `lock` in the
+    /// meta directory), or the meta directory cannot be created.
+    pub fn start(&self) -> Result<(), ReplicateError> {
+        self.lock()?;
         if self.inner.options.monitor_interval.is_zero() {
-            return;
+            return Ok(());
         }
         self.watch_files();
         let inner = Arc::clone(&self.inner);
@@ -278,6 +286,46 @@ impl Db {
         self.inner
             .tracker
             .spawn(async move { inner.monitor().await }.instrument(span));
+        Ok(())
+    }
+
+    /// Takes the replication lock: an exclusive `flock` on `<meta>/lock`, held (descriptor kept
+    /// open) for the life of the process. Litestream 0.3.13 takes none, and ignores the file.
+    fn lock(&self) -> Result<(), ReplicateError> {
+        let mut slot = self
+            .inner
+            .lock_file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_some() {
+            return Ok(());
+        }
+        let meta = self.inner.shared.meta.dir();
+        let modes = Modes::of_db(&self.inner.options.path);
+        ls_core::create_dir_all_durable_with_mode(meta, modes.dir)
+            .map_err(|err| ReplicateError::io("cannot create meta directory", err))?;
+        let path = meta.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|err| ReplicateError::io(format!("cannot open {}", path.display()), err))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => {
+                *slot = Some(locked);
+                Ok(())
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(ReplicateError::Other(format!(
+                "database {} is already being replicated by another process (it holds {})",
+                self.inner.options.path.display(),
+                path.display()
+            ))),
+            Err((_, err)) => Err(ReplicateError::io(
+                format!("cannot lock {}", path.display()),
+                std::io::Error::from(err),
+            )),
+        }
     }
 
     /// Runs one sync pass now, then syncs every replica: what `close` does at the end, usable

@@ -83,8 +83,10 @@ pub(crate) async fn run(command: Command, argv: &[OsString]) -> anyhow::Result<S
         }
     };
 
+    for (db, _) in &dbs {
+        db.start()?;
+    }
     for (db, fields) in &dbs {
-        db.start();
         tracing::info!(path = %db.path().display(), "initialized db");
         for field in fields {
             field.log();
