@@ -375,29 +375,38 @@ pub(crate) fn copy_to_shadow(
     let mut real = wal.into_inner();
     real.seek(SeekFrom::Start(start))
         .map_err(|err| ReplicateError::io("read wal", err))?;
-    let mut remaining = last_commit - start;
-    let mut offset = start;
-    let mut buf = vec![0u8; 1 << 20];
-    while remaining > 0 {
-        let want = usize::try_from(remaining.min(1 << 20)).unwrap_or(1 << 20);
-        let chunk = buf.get_mut(..want).unwrap_or_default();
-        real.read_exact(chunk)
-            .map_err(|err| ReplicateError::io(format!("read wal: {}", wal_path.display()), err))?;
+    let copy = (|| -> Result<(), ReplicateError> {
+        let mut remaining = last_commit - start;
+        let mut offset = start;
+        let mut buf = vec![0u8; 1 << 20];
+        while remaining > 0 {
+            let want = usize::try_from(remaining.min(1 << 20)).unwrap_or(1 << 20);
+            let chunk = buf.get_mut(..want).unwrap_or_default();
+            real.read_exact(chunk).map_err(|err| {
+                ReplicateError::io(format!("read wal: {}", wal_path.display()), err)
+            })?;
+            shadow.file().write_all_at(chunk, offset).map_err(|err| {
+                ReplicateError::io(format!("write shadow file: {shadow_name}"), err)
+            })?;
+            offset += u64::try_from(want).unwrap_or(0);
+            remaining -= u64::try_from(want).unwrap_or(0);
+        }
+        if shadow_size > last_commit {
+            shadow.set_len(last_commit).map_err(|err| {
+                ReplicateError::io(format!("write shadow file: {shadow_name}"), err)
+            })?;
+        }
         shadow
-            .file()
-            .write_all_at(chunk, offset)
-            .map_err(|err| ReplicateError::io(format!("write shadow file: {shadow_name}"), err))?;
-        offset += u64::try_from(want).unwrap_or(0);
-        remaining -= u64::try_from(want).unwrap_or(0);
+            .sync_data()
+            .map_err(|err| ReplicateError::io(format!("sync shadow file: {shadow_name}"), err))
+    })();
+    if let Err(err) = copy {
+        // A full disk or an I/O error mid-copy: put the shadow file back as it was, so it still
+        // ends on a commit frame, and let the next pass try again.
+        let _ = shadow.set_len(start);
+        *cache = ScanCache::default();
+        return Err(err);
     }
-    if shadow_size > last_commit {
-        shadow
-            .set_len(last_commit)
-            .map_err(|err| ReplicateError::io(format!("write shadow file: {shadow_name}"), err))?;
-    }
-    shadow
-        .sync_data()
-        .map_err(|err| ReplicateError::io(format!("sync shadow file: {shadow_name}"), err))?;
     *cache = ScanCache::default();
     Ok(Copied {
         orig_size: real_aligned,
