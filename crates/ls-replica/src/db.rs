@@ -223,7 +223,6 @@ impl Db {
             .into_iter()
             .map(|replica| Arc::new(ReplicaInner::new(replica, Arc::clone(&shared))))
             .collect();
-        describe_db_metrics(&path_label);
         let mut wal_path = options.path.clone().into_os_string();
         wal_path.push("-wal");
         Ok(Self {
@@ -1235,10 +1234,6 @@ pub(crate) fn join_error(err: tokio::task::JoinError) -> ReplicateError {
 #[allow(clippy::as_conversions, clippy::cast_precision_loss)]
 pub(crate) fn u64_f64(value: u64) -> f64 {
     value as f64
-}
-
-fn describe_db_metrics(_label: &str) {
-    crate::metrics::describe();
 }
 
 #[cfg(test)]

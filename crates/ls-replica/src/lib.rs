@@ -18,6 +18,7 @@ mod watch;
 pub use crate::db::{Db, DbOptions, FULL_PASS_EVERY};
 pub use crate::engine_error::ReplicateError;
 pub use crate::error::RestoreError;
+pub use crate::metrics::describe_metrics;
 pub use crate::replica::{Replica, ReplicaOptions};
 pub use crate::restore::{
     DEFAULT_PARALLELISM, NoProgress, RestoreOptions, RestoreProgress, RestoreSummary,

@@ -3,8 +3,9 @@
 
 use std::sync::Once;
 
-/// Describes every Litestream metric family once per process.
-pub(crate) fn describe() {
+/// Registers the HELP text of every Litestream metric family with the installed `metrics`
+/// recorder; call it once, after installing the recorder (e.g. a Prometheus exporter).
+pub fn describe_metrics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         metrics::describe_gauge!("litestream_db_size", "The current size of the real DB");

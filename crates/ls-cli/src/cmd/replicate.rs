@@ -221,11 +221,12 @@ fn serve_metrics(addr: &str) -> anyhow::Result<()> {
         .map_err(|()| anyhow::anyhow!("invalid bind address: {}", crate::quote::go_quote(addr)))?;
     let shown = if host.is_empty() { "localhost" } else { host };
     tracing::info!(url = %format!("http://{shown}:{port}/metrics"), "serving metrics on");
-    if let Err(err) = metrics_exporter_prometheus::PrometheusBuilder::new()
+    match metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(socket)
         .install()
     {
-        tracing::error!(error = as_dyn(&err), "cannot start metrics server");
+        Ok(()) => ls_replica::describe_metrics(),
+        Err(err) => tracing::error!(error = as_dyn(&err), "cannot start metrics server"),
     }
     Ok(())
 }
