@@ -12,6 +12,7 @@ mod config;
 mod duration;
 mod env_expand;
 mod log;
+mod process_metrics;
 mod progress;
 mod quote;
 mod table;

@@ -225,7 +225,10 @@ fn serve_metrics(addr: &str) -> anyhow::Result<()> {
         .with_http_listener(socket)
         .install()
     {
-        Ok(()) => ls_replica::describe_metrics(),
+        Ok(()) => {
+            ls_replica::describe_metrics();
+            crate::process_metrics::spawn();
+        }
         Err(err) => tracing::error!(error = as_dyn(&err), "cannot start metrics server"),
     }
     Ok(())
