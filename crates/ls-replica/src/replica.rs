@@ -526,31 +526,40 @@ impl ReplicaInner {
             .wal_segment_reader(pos)
             .await
             .map_err(|err| ReplicateError::client("read wal segment", err))?;
-        let mut raw = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|err| ReplicateError::client("read wal segment", err))?;
-            raw.extend_from_slice(&chunk);
-        }
+        // The segment is decoded as it arrives, a few chunks in flight: a segment holding a
+        // transaction of hundreds of megabytes never sits whole in memory.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, ClientError>>(4);
         let identities = self.options.identities.clone();
         let pos = *pos;
-        crate::db::spawn_blocking_in_span(move || -> Result<u64, ReplicateError> {
+        let decoder = crate::db::spawn_blocking_in_span(move || -> Result<u64, ReplicateError> {
             let context = || format!("decode wal segment {pos}");
+            let input = ChannelReader {
+                rx,
+                chunk: bytes::Bytes::new(),
+            };
             let reader: Box<dyn Read> = match identities {
                 Some(ids) if !ids.is_empty() => {
-                    Box::new(ids.decrypt(io::Cursor::new(raw)).map_err(|source| {
-                        ReplicateError::Encryption {
-                            context: context(),
-                            source,
-                        }
-                    })?)
+                    Box::new(
+                        ids.decrypt(input)
+                            .map_err(|source| ReplicateError::Encryption {
+                                context: context(),
+                                source,
+                            })?,
+                    )
                 }
-                _ => Box::new(io::Cursor::new(raw)),
+                _ => Box::new(input),
             };
             io::copy(&mut Lz4Reader::new(reader), &mut io::sink())
                 .map_err(|err| ReplicateError::io(context(), err))
-        })
-        .await
-        .map_err(join_error)?
+        });
+        while let Some(chunk) = stream.next().await {
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        decoder.await.map_err(join_error)?
     }
 
     async fn retainer(self: Arc<Self>, token: CancellationToken) {
@@ -698,6 +707,30 @@ impl ReplicaInner {
                 );
             }
         }
+    }
+}
+
+/// A blocking `Read` over chunks sent by an async task; a chunk that is an error fails the read.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, ClientError>>,
+    chunk: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(err)) => return Err(io::Error::other(err)),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(self.chunk.get(..n).unwrap_or_default());
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
     }
 }
 
