@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::workspace_root;
+use super::workspace_root;
 
 /// The install hint every missing-tool failure carries.
 const INSTALL: &str = "run `cargo xtask tools` to install it under target/tools";

@@ -1,5 +1,6 @@
 //! The integration tests of the `litestream` binary: one test binary, a module per topic.
 
+mod cloud;
 mod compat;
 mod config;
 mod help;
