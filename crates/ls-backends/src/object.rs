@@ -703,6 +703,47 @@ impl ReplicaClient for ObjectReplicaClient {
         Ok(segments)
     }
 
+    async fn wal_segments_from(
+        &self,
+        generation: &Generation,
+        from_index: u32,
+    ) -> Result<Vec<WalSegmentInfo>, ClientError> {
+        if from_index == 0 {
+            return self.wal_segments(generation).await;
+        }
+        // Segment names sort by (index, offset); every name of `from_index` and above sorts
+        // after the bare index, so the listing starts there (`start-after` on S3).
+        let store = self.store().await?;
+        let dir = layout::wal_dir(generation);
+        let prefix = self.path(&dir);
+        let offset = self.path(&format!("{dir}/{from_index:08x}"));
+        let objects: Vec<ObjectMeta> = store
+            .list_with_offset(Some(&prefix), &offset)
+            .try_collect()
+            .await
+            .map_err(|err| self.list_error(&prefix, err))?;
+        let mut segments: Vec<WalSegmentInfo> = objects
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?;
+                // Only direct children of the WAL folder, as the full listing.
+                if !self.recursive && meta.location.prefix_match(&prefix)?.count() != 1 {
+                    return None;
+                }
+                let (index, offset) = layout::parse_wal_segment_name(name)?;
+                (index >= from_index).then(|| WalSegmentInfo {
+                    generation: *generation,
+                    index,
+                    offset,
+                    size: meta.size,
+                    created_at: SystemTime::from(meta.last_modified),
+                })
+            })
+            .collect();
+        segments.sort_by_key(|segment| (segment.index, segment.offset));
+        Ok(segments)
+    }
+
     async fn write_wal_segment(
         &self,
         pos: &Pos,

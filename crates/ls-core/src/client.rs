@@ -154,6 +154,22 @@ pub trait ReplicaClient: Send + Sync + fmt::Debug {
         generation: &Generation,
     ) -> Result<Vec<WalSegmentInfo>, ClientError>;
 
+    /// The WAL segments of `generation` whose index is `from_index` or more, by
+    /// `(index, offset)`. Storage that can list from a key (S3's `start-after`) lists only
+    /// those; the default filters the full listing.
+    ///
+    /// # Errors
+    /// When the storage cannot be listed.
+    async fn wal_segments_from(
+        &self,
+        generation: &Generation,
+        from_index: u32,
+    ) -> Result<Vec<WalSegmentInfo>, ClientError> {
+        let mut segments = self.wal_segments(generation).await?;
+        segments.retain(|segment| segment.index >= from_index);
+        Ok(segments)
+    }
+
     /// Stores an encoded WAL segment that starts at `pos` durably.
     ///
     /// # Errors

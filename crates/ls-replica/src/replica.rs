@@ -270,20 +270,26 @@ impl ReplicaInner {
                 Err(ClientError::NotFound { .. }) => Vec::new(),
                 Err(err) => return Err(ReplicateError::client("cannot list snapshots", err)),
             };
-            if snapshots.is_empty() {
+            let snapshots = if snapshots.is_empty() {
                 let info = self.snapshot().await?;
                 if info.generation != dpos.generation {
                     return Err(ReplicateError::Other(
                         "generation changed during snapshot, exiting sync".to_owned(),
                     ));
                 }
-            }
-            let pos = self.calc_pos(&dpos.generation).await.map_err(|err| {
-                ReplicateError::Other(format!(
-                    "cannot determine replica position: {}",
-                    chain(&err)
-                ))
-            })?;
+                vec![info]
+            } else {
+                snapshots
+            };
+            let pos = self
+                .calc_pos(&dpos.generation, snapshots)
+                .await
+                .map_err(|err| {
+                    ReplicateError::Other(format!(
+                        "cannot determine replica position: {}",
+                        chain(&err)
+                    ))
+                })?;
             tracing::debug!(position = %pos, "replica sync: calc new pos");
             self.set_position(Some(pos));
         }
@@ -494,23 +500,44 @@ impl ReplicaInner {
         Ok(info)
     }
 
-    /// The replica's position in `generation` from its contents (spec 5.6).
-    async fn calc_pos(&self, generation: &Generation) -> Result<Pos, ReplicateError> {
-        let snapshots = self
-            .client
-            .snapshots(generation)
-            .await
-            .map_err(|err| ReplicateError::client("max snapshot", err))?;
+    /// The replica's position in `generation` from its contents (spec 5.6), given its
+    /// snapshots.
+    ///
+    /// Only segments from the lowest shadow WAL index still kept locally are listed: clean never
+    /// removes a shadow file at or above a replica's index, so the replica's last segment is
+    /// there (a full listing is the fallback when nothing is).
+    async fn calc_pos(
+        &self,
+        generation: &Generation,
+        snapshots: Vec<SnapshotInfo>,
+    ) -> Result<Pos, ReplicateError> {
         let Some(snapshot) = snapshots.iter().max_by_key(|s| s.index) else {
             return Err(ReplicateError::Other(format!(
                 "max snapshot: no snapshot available: generation={generation}"
             )));
         };
-        let segments = match self.client.wal_segments(generation).await {
+        let meta = self.db.meta.clone();
+        let generation_copy = *generation;
+        let from_index = crate::db::spawn_blocking_in_span(move || {
+            meta.shadow_files(&generation_copy)
+                .ok()
+                .and_then(|files| files.first().map(|(index, _)| *index))
+                .unwrap_or(0)
+        })
+        .await
+        .map_err(join_error)?;
+        let mut segments = match self.client.wal_segments_from(generation, from_index).await {
             Ok(segments) => segments,
             Err(ClientError::NotFound { .. }) => Vec::new(),
             Err(err) => return Err(ReplicateError::client("max wal segment", err)),
         };
+        if segments.is_empty() && from_index > 0 {
+            segments = match self.client.wal_segments(generation).await {
+                Ok(segments) => segments,
+                Err(ClientError::NotFound { .. }) => Vec::new(),
+                Err(err) => return Err(ReplicateError::client("max wal segment", err)),
+            };
+        }
         let Some(last) = segments.iter().max_by_key(|s| (s.index, s.offset)) else {
             return Ok(Pos::new(*generation, snapshot.index, 0));
         };
