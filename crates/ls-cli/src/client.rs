@@ -56,6 +56,18 @@ pub(crate) fn open_db_replicas(db: &DbConfig, config_path: &Path) -> anyhow::Res
 /// For an unknown type, a URL that does not parse, conflicting URL and explicit fields, a
 /// missing path, bucket or host, and replica types this build cannot open yet.
 pub(crate) fn open_replica(config: &ReplicaConfig) -> anyhow::Result<Replica> {
+    open_replica_with_modes(config, None)
+}
+
+/// Builds one replica whose local files (file replicas only) get `modes` (file, directory),
+/// as Litestream gives them the database file's and its directory's modes.
+///
+/// # Errors
+/// As [`open_replica`].
+pub(crate) fn open_replica_with_modes(
+    config: &ReplicaConfig,
+    modes: Option<(u32, u32)>,
+) -> anyhow::Result<Replica> {
     if is_url(&config.path) {
         bail!(
             "replica path cannot be a url, please use the 'url' field instead: {}",
@@ -99,7 +111,11 @@ pub(crate) fn open_replica(config: &ReplicaConfig) -> anyhow::Result<Replica> {
             }
             let path = expand_path(&path)
                 .with_context(|| format!("cannot expand replica path {}", path.display()))?;
-            Arc::new(FileReplicaClient::new(path))
+            let client = FileReplicaClient::new(path);
+            Arc::new(match modes {
+                Some((file, dir)) => client.with_modes(file, dir),
+                None => client,
+            })
         }
         ("sftp", url) => {
             // Litestream's checks, so a bad config is reported as such before the backend

@@ -469,6 +469,11 @@ impl DbInner {
     /// the read transaction back. The checkpointer holds the writer lock all along, so no frame
     /// can be committed to the old WAL cycle after the copy (ARCHITECTURE.md, invariant I5).
     async fn step_aside(&self, pid: i32) -> Result<(), ReplicateError> {
+        // A snapshot's own read transaction pins the WAL until it ends; stepping aside meanwhile
+        // would not let the checkpoint through.
+        let Ok(_guard) = self.shared.checkpoint_lock.try_lock() else {
+            return Ok(());
+        };
         let mut state = self.state.lock().await;
         let (Some(pos), Some(shm)) = (self.shared.position(), self.shared.shm_file()) else {
             return Ok(());

@@ -13,7 +13,7 @@ use ls_replica::{Db, DbOptions, Replica, ReplicaOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::{self, Command, ReplicateArgs};
-use crate::client::open_replica;
+use crate::client::open_replica_with_modes;
 use crate::cmd::{Status, explicit_config, load_config, parse};
 use crate::config::{DbConfig, ReplicaConfig, expand_path};
 use crate::duration::GoDuration;
@@ -288,7 +288,7 @@ fn build_db(db: &DbConfig, config_path: &Path) -> anyhow::Result<(Db, Vec<Replic
     let mut replicas = Vec::new();
     let mut logs = Vec::new();
     for config in &db.replicas {
-        let opened = open_replica(config)
+        let opened = open_replica_with_modes(config, db_modes(&db.path))
             .with_context(|| format!("replica {} in {}", config.key, config_path.display()))?;
         let mut replica_options = ReplicaOptions::new(opened.name.clone());
         replica_options.sync_interval = config.sync_interval.to_std();
@@ -334,6 +334,14 @@ fn build_db(db: &DbConfig, config_path: &Path) -> anyhow::Result<(Db, Vec<Replic
     let db_handle = Db::new(options, replicas)
         .with_context(|| format!("database {} in {}", db.key, config_path.display()))?;
     Ok((db_handle, logs))
+}
+
+/// The permission bits of the database file and its directory, when they can be read.
+fn db_modes(db: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = std::fs::metadata(db).ok()?.mode() & 0o777;
+    let dir = std::fs::metadata(db.parent()?).ok()?.mode() & 0o777;
+    Some((file, dir))
 }
 
 /// The backend attributes of the `replicating to` line (spec 9.3).
