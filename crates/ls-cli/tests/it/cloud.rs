@@ -11,7 +11,7 @@ mod servers;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -366,4 +366,409 @@ fn sftp_litestream_replicates_ours_restores_same_rows() {
 #[test]
 fn gcs_litestream_replicates_ours_restores_same_rows() {
     litestream_replicates_ours_restores(Kind::Gcs);
+}
+
+/// The generation names (second column, after the replica) of ours' `generations`.
+fn generation_names(setup: &Setup) -> Vec<String> {
+    setup
+        .rows("generations")
+        .iter()
+        .filter_map(|row| row.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn s3_restart_without_writes_keeps_generation_and_snapshot() {
+    let remote = Remote::start(Kind::S3);
+    let setup = Setup::new(&remote, "app", 50, &Tuning::default(), "");
+    let replicate = setup.replicate(&our_bin());
+    setup.wait_synced();
+    insert_rows(&setup.db, 51, 50, 100);
+    let wal_before = setup.rows("wal").len();
+    replicate.stop_ok();
+    let generations = generation_names(&setup);
+    let snapshots = setup.rows("snapshots");
+    let segments = setup.rows("wal").len();
+    assert!(segments >= wal_before, "{segments} < {wal_before}");
+    assert_eq!(generations.len(), 1, "{generations:?}");
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+
+    // Nothing written while stopped: the same generation goes on, no new snapshot, and new
+    // writes are uploaded.
+    let mut replicate = setup.replicate(&our_bin());
+    replicate.wait_for_log("replicating to", SYNC_TIMEOUT);
+    insert_rows(&setup.db, 101, 50, 100);
+    wait_until("a new wal segment after the restart", SYNC_TIMEOUT, || {
+        setup.rows("wal").len() > segments
+    });
+    let exited = replicate.stop_ok();
+    assert_eq!(generation_names(&setup), generations, "{}", exited.log);
+    assert_eq!(setup.rows("snapshots"), snapshots, "{}", exited.log);
+
+    let source = source_digest(&setup.db);
+    assert_eq!((source.rows, source.max_id), (150, 150));
+    let ours = setup.restore(&our_bin(), "ours");
+    assert_same_rows(&ours, &source, "restored by ours after a restart");
+}
+
+/// A stale generation of Litestream's layout, written straight to moto before anything else.
+const STALE_GENERATION: &str = "0123456789abcdef";
+
+/// Puts a snapshot and `segments` WAL segment objects of [`STALE_GENERATION`] under the root
+/// `app` of moto's bucket, over one keep-alive connection.
+fn put_stale_generation(server: &Server, segments: u32) {
+    const SCRIPT: &str = r#"
+import http.client, sys
+port, bucket, prefix, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+con = http.client.HTTPConnection("127.0.0.1", port)
+def put(key):
+    con.request("PUT", "/%s/%s" % (bucket, key), body=b"x")
+    res = con.getresponse()
+    res.read()
+    if res.status != 200:
+        sys.exit("PUT %s: %d" % (key, res.status))
+put(prefix + "snapshots/00000000.snapshot.lz4")
+for i in range(n):
+    put(prefix + "wal/%08x_%08x.wal.lz4" % (i // 100, (i % 100) * 4152))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, &server.port.to_string(), BUCKET])
+        .arg(format!("app/generations/{STALE_GENERATION}/"))
+        .arg(segments.to_string())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "cannot fill the stale generation: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn s3_retention_deletes_more_than_a_thousand_segments() {
+    let remote = Remote::start(Kind::S3);
+    put_stale_generation(&remote.server, 1100);
+    let setup = Setup::new(&remote, "app", 50, &Tuning::default(), "");
+    let replicate = setup.replicate(&our_bin());
+    setup.wait_synced();
+    load(&setup.db, 51).finish(WRITER_TIMEOUT);
+    replicate.stop_ok();
+    let before = setup.rows("wal").len();
+    assert!(before > 1100, "{before} wal segments");
+    assert!(generation_names(&setup).contains(&STALE_GENERATION.to_owned()));
+
+    // Again with a 1 s retention and a 1 s snapshot interval: a new snapshot at a new WAL
+    // index, then every older snapshot and segment goes.
+    let config = config_yaml(
+        &setup.db,
+        &Tuning::default(),
+        &[remote.replica_yaml("app")],
+        "retention: 1s\nretention-check-interval: 1s\nsnapshot-interval: 1s\n",
+    );
+    std::fs::write(&setup.config, config).expect("litestream.yml is rewritten");
+    let replicate = setup.replicate(&our_bin());
+    insert_rows(&setup.db, 351, 20, 100);
+    crate::support::replicate::sql(&setup.db, "PRAGMA wal_checkpoint(TRUNCATE);");
+    insert_rows(&setup.db, 371, 20, 100);
+    wait_until("retention to delete the old segments", SYNC_TIMEOUT, || {
+        setup.rows("wal").len() < 100
+    });
+    let exited = replicate.stop_ok();
+    let after = setup.rows("wal").len();
+    assert!(
+        before > 1000 && after < 100,
+        "segments before {before}, after {after}:\n{}",
+        exited.log
+    );
+    let source = source_digest(&setup.db);
+    assert_eq!((source.rows, source.max_id), (390, 390));
+    assert!(!generation_names(&setup).contains(&STALE_GENERATION.to_owned()));
+    let ours = setup.restore(&our_bin(), "ours");
+    assert_same_rows(&ours, &source, "restored by ours after retention");
+    let theirs = setup.restore(&reference_bin(), "litestream");
+    assert_same_rows(&theirs, &source, "restored by Litestream after retention");
+}
+
+/// A TCP proxy in front of a server that can be taken down: while down it cuts every open
+/// connection and closes new ones at once, as a network outage does to a client.
+struct Proxy {
+    addr: String,
+    down: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("the proxy binds a port");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address")
+            .to_string();
+        let down = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let upstream = upstream.to_owned();
+        {
+            let (down, open, stop) = (Arc::clone(&down), Arc::clone(&open), Arc::clone(&stop));
+            thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(client) = client else { continue };
+                    if down.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let Ok(server) = TcpStream::connect(&upstream) else {
+                        continue;
+                    };
+                    let mut open = open.lock().expect("no panic holding the connections");
+                    for stream in [&client, &server] {
+                        if let Ok(clone) = stream.try_clone() {
+                            open.push(clone);
+                        }
+                    }
+                    pipe(&client, &server);
+                    pipe(&server, &client);
+                }
+            });
+        }
+        Self {
+            addr,
+            down,
+            open,
+            stop,
+        }
+    }
+
+    /// Takes the server down (cutting every connection) or brings it back.
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            for stream in self
+                .open
+                .lock()
+                .expect("no panic holding the connections")
+                .drain(..)
+            {
+                // Already closed is fine.
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.set_down(true);
+        // Wakes the accept loop so that it sees `stop`.
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side closes.
+fn pipe(from: &TcpStream, to: &TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    thread::spawn(move || {
+        let mut buf = [0_u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        // The other direction ends on its own.
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+#[test]
+fn s3_outage_of_ten_seconds_logged_once_and_replication_resumes() {
+    let remote = Remote::start(Kind::S3);
+    let proxy = Proxy::start(&remote.server.addr);
+    let scene = Scene::new();
+    let db = scene.join("app.db");
+    create_db(&db, 4096);
+    insert_rows(&db, 1, 50, 100);
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(
+            &db,
+            &Tuning::default(),
+            &[remote.replica_yaml_at(&proxy.addr, "app")],
+            "",
+        ),
+    );
+    let setup = Setup {
+        scene,
+        db,
+        config,
+        env: Vec::new(),
+    };
+    let mut replicate = setup.replicate(&our_bin());
+    setup.wait_synced();
+    // About 50 transactions a second throughout.
+    let writer = Writer::start(
+        &setup.db,
+        &WriterPlan {
+            first_id: 51,
+            count: 0,
+            blob: 500,
+            checkpoint_every: 200,
+            pause_ms: 20,
+        },
+    );
+    writer.wait_for_commits(50, WRITER_TIMEOUT);
+    proxy.set_down(true);
+    let outage = Instant::now();
+    replicate.wait_for_log("monitor error", SYNC_TIMEOUT);
+    replicate.wait_until("ten seconds of outage", SYNC_TIMEOUT, |_| {
+        outage.elapsed() >= Duration::from_secs(10)
+    });
+    let errors_in_outage = replicate.count("level=ERROR");
+    proxy.set_down(false);
+    replicate.wait_for_log("replica sync recovered", SYNC_TIMEOUT);
+    let (commits, _) = writer.finish(WRITER_TIMEOUT);
+    let exited = replicate.stop_ok();
+    assert_eq!(
+        errors_in_outage, 1,
+        "one error line for the whole outage:\n{}",
+        exited.log
+    );
+    assert_eq!(
+        exited
+            .log
+            .lines()
+            .filter(|l| l.contains("level=ERROR"))
+            .count(),
+        1,
+        "no error after the outage:\n{}",
+        exited.log
+    );
+
+    let source = source_digest(&setup.db);
+    assert_eq!(
+        source.rows,
+        u64::try_from(commits.len()).expect("a row count") + 50
+    );
+    let ours = setup.restore(&our_bin(), "ours");
+    assert_same_rows(&ours, &source, "restored by ours after the outage");
+}
+
+/// Secrets of the secrets test, each unusual enough to grep for.
+const SFTP_PASSWORD: &str = "sftpTestPassw0rd-6e1b9d";
+
+#[test]
+fn secrets_never_printed_by_any_command() {
+    let s3 = Remote::start(Kind::S3);
+    let mut sftp = Remote::start(Kind::Sftp);
+    // sshd refuses passwords, so the key authenticates after the password is tried.
+    sftp.extra = format!("password: {SFTP_PASSWORD}\n");
+    let scene = Scene::new();
+    let db = scene.join("app.db");
+    create_db(&db, 4096);
+    insert_rows(&db, 1, 50, 100);
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(
+            &db,
+            &Tuning::default(),
+            &[s3.replica_yaml("app"), sftp.replica_yaml("app")],
+            "",
+        ),
+    );
+    let setup = Setup {
+        scene,
+        db,
+        config,
+        env: Vec::new(),
+    };
+    let mut printed = String::new();
+    let replicate = setup.replicate(&our_bin());
+    wait_until("a snapshot on both replicas", SYNC_TIMEOUT, || {
+        setup.rows("snapshots").len() >= 2
+    });
+    insert_rows(&setup.db, 51, 20, 100);
+    printed.push_str(&replicate.stop_ok().log);
+    let config = setup.config.to_string_lossy().into_owned();
+    let db = setup.db.to_string_lossy().into_owned();
+    let cwd = setup.scene.path();
+    for command in ["generations", "snapshots", "wal"] {
+        printed.push_str(&run_ok(
+            &our_bin(),
+            &[command, "-config", &config, &db],
+            cwd,
+            &[],
+        ));
+    }
+    printed.push_str(&run_ok(
+        &our_bin(),
+        &["databases", "-config", &config],
+        cwd,
+        &[],
+    ));
+    for replica in ["s3", "sftp"] {
+        let out = setup.scene.out_path(replica);
+        let out = out.to_string_lossy();
+        printed.push_str(&run_ok(
+            &our_bin(),
+            &[
+                "restore", "-config", &config, "-replica", replica, "-o", &out, &db,
+            ],
+            cwd,
+            &[],
+        ));
+    }
+    // Failures too: a dead S3 endpoint, an unknown SFTP host key, a password in a URL.
+    let dead = setup.scene.write(
+        "dead.yml",
+        &std::fs::read_to_string(&setup.config)
+            .expect("litestream.yml")
+            .replace(&s3.server.addr, "127.0.0.1:9")
+            .replace("host-key:", "x-host-key:"),
+    );
+    let dead = dead.to_string_lossy();
+    for command in ["generations", "snapshots", "wal"] {
+        printed.push_str(&run(&our_bin(), &[command, "-config", &dead, &db], cwd, &[]).log);
+    }
+    let out = setup.scene.out_path("dead");
+    printed.push_str(
+        &run(
+            &our_bin(),
+            &[
+                "restore",
+                "-config",
+                &dead,
+                "-o",
+                &out.to_string_lossy(),
+                &db,
+            ],
+            cwd,
+            &[],
+        )
+        .log,
+    );
+    let url = format!(
+        "sftp://{}:{SFTP_PASSWORD}@{}/nowhere",
+        servers::current_user(),
+        sftp.server.addr
+    );
+    for command in ["generations", "snapshots", "wal"] {
+        printed.push_str(&run(&our_bin(), &[command, &url], cwd, &[]).log);
+    }
+
+    for secret in [S3_KEY_ID, S3_SECRET, SFTP_PASSWORD] {
+        assert!(
+            !printed.contains(secret),
+            "{secret} was printed:\n{printed}"
+        );
+    }
+    assert!(printed.contains("generation"), "{printed}");
 }
