@@ -47,11 +47,13 @@ pub(crate) struct Scene {
 }
 
 impl Scene {
-    /// A new empty folder.
+    /// A new empty folder; kept after the test when `LS_TEST_KEEP` is set, for a post-mortem.
     pub(crate) fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("cannot create a temporary directory"),
+        let mut dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        if std::env::var_os("LS_TEST_KEEP").is_some() {
+            dir.disable_cleanup(true);
         }
+        Self { dir }
     }
 
     /// The folder.
@@ -618,6 +620,8 @@ pub(crate) struct Digest {
     pub(crate) integrity: String,
     /// `PRAGMA page_size`.
     pub(crate) page_size: u64,
+    /// The file digested (a copy for [`source_digest`]), for [`row_diff`].
+    pub(crate) path: PathBuf,
 }
 
 impl Digest {
@@ -662,7 +666,8 @@ for path in sys.argv[2:]:
     let stdout = python(&refs);
     let digests: Vec<Digest> = stdout
         .lines()
-        .map(|line| {
+        .zip(dbs)
+        .map(|(line, path)| {
             let mut fields = line.splitn(6, ' ');
             let mut next = || fields.next().unwrap_or_default().to_owned();
             let number = |text: String| -> u64 {
@@ -679,6 +684,7 @@ for path in sys.argv[2:]:
                 rows_sha256,
                 integrity: next(),
                 page_size,
+                path: path.clone(),
             }
         })
         .collect();
@@ -693,37 +699,56 @@ pub(crate) fn digest(db: &Path) -> Digest {
 
 /// The digest of a live database, read from a copy of it and its WAL so that nothing changes
 /// beside it (opening it could checkpoint and delete the WAL, which `replicate` would see).
-/// Call it when no writer and no `replicate` is running on it.
+/// The copy is `<db>.source-copy/copy.db`, kept for [`row_diff`]. Call it when no writer
+/// and no `replicate` is running on it.
 pub(crate) fn source_digest(db: &Path) -> Digest {
-    let temp = tempfile::tempdir().expect("cannot create a temporary directory");
-    let copy = temp.path().join("copy.db");
+    source_digests(&[db.to_path_buf()]).remove(0)
+}
+
+/// [`source_digest`] of several databases, with one python3 run.
+pub(crate) fn source_digests(dbs: &[PathBuf]) -> Vec<Digest> {
+    let copies: Vec<PathBuf> = dbs.iter().map(|db| copy_db(db)).collect();
+    digests(&copies, None)
+}
+
+/// Copies `db` and its WAL to `<db>.source-copy/copy.db` (replacing an older copy).
+fn copy_db(db: &Path) -> PathBuf {
+    let mut dir = db.as_os_str().to_owned();
+    dir.push(".source-copy");
+    let dir = PathBuf::from(dir);
+    // An older copy may be there.
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
+    let copy = dir.join("copy.db");
     fs::copy(db, &copy).unwrap_or_else(|err| panic!("cannot copy {}: {err}", db.display()));
     let wal = wal_path(db);
     if wal.is_file() {
         fs::copy(&wal, wal_path(&copy))
             .unwrap_or_else(|err| panic!("cannot copy {}: {err}", wal.display()));
     }
-    digest(&copy)
+    copy
 }
 
-/// [`source_digest`] of several databases, with one python3 run.
-pub(crate) fn source_digests(dbs: &[PathBuf]) -> Vec<Digest> {
-    let temp = tempfile::tempdir().expect("cannot create a temporary directory");
-    let copies: Vec<PathBuf> = dbs
-        .iter()
-        .enumerate()
-        .map(|(n, db)| {
-            let copy = temp.path().join(format!("copy-{n}.db"));
-            fs::copy(db, &copy).unwrap_or_else(|err| panic!("cannot copy {}: {err}", db.display()));
-            let wal = wal_path(db);
-            if wal.is_file() {
-                fs::copy(&wal, wal_path(&copy))
-                    .unwrap_or_else(|err| panic!("cannot copy {}: {err}", wal.display()));
-            }
-            copy
-        })
-        .collect();
-    digests(&copies, None)
+/// How the rows of `t` with `id <= limit` differ between databases `a` and `b`: ids only in
+/// one of them and ids whose row differs (at most 20 of each), for failure messages.
+pub(crate) fn row_diff(a: &Path, b: &Path, limit: u64) -> String {
+    const SCRIPT: &str = r#"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("ATTACH ? AS o", (sys.argv[2],))
+lim = int(sys.argv[3])
+def ids(sql):
+    return [r[0] for r in con.execute(sql, (lim,))]
+print("only in restored:", ids("SELECT id FROM main.t WHERE id <= ? EXCEPT SELECT id FROM o.t ORDER BY 1 LIMIT 20"))
+print("only in source:", ids("SELECT id FROM o.t WHERE id <= ? EXCEPT SELECT id FROM main.t ORDER BY 1 LIMIT 20"))
+print("rows differ:", ids("SELECT a.id FROM main.t a JOIN o.t b ON a.id = b.id WHERE a.id <= ? AND (a.k IS NOT b.k OR a.v IS NOT b.v) ORDER BY 1 LIMIT 20"))
+"#;
+    python(&[
+        SCRIPT,
+        &a.to_string_lossy(),
+        &b.to_string_lossy(),
+        &limit.to_string(),
+    ])
 }
 
 /// `<db>-wal`.
@@ -754,6 +779,26 @@ pub(crate) fn restore(bin: &Path, replica: &Path, out: &Path) -> Digest {
 /// Asserts `restored` has exactly `expected`'s rows and passes `integrity_check`.
 pub(crate) fn assert_same_rows(restored: &Digest, expected: &Digest, what: &str) {
     assert_eq!(restored.integrity, "ok", "{what}: integrity_check");
+    let same = (
+        restored.rows,
+        restored.min_id,
+        restored.max_id,
+        &restored.rows_sha256,
+    ) == (
+        expected.rows,
+        expected.min_id,
+        expected.max_id,
+        &expected.rows_sha256,
+    );
+    let diff = if same {
+        String::new()
+    } else {
+        row_diff(
+            &restored.path,
+            &expected.path,
+            expected.max_id.max(restored.max_id),
+        )
+    };
     assert_eq!(
         (
             restored.rows,
@@ -767,7 +812,9 @@ pub(crate) fn assert_same_rows(restored: &Digest, expected: &Digest, what: &str)
             expected.max_id,
             &expected.rows_sha256
         ),
-        "{what}: rows (count, min id, max id, sha256) differ from the source"
+        "{what}: rows (count, min id, max id, sha256) differ from the source ({} vs {}):\n{diff}",
+        restored.path.display(),
+        expected.path.display()
     );
 }
 
