@@ -32,7 +32,7 @@ pub const DEFAULT_PARALLELISM: usize = 8;
 pub const WAL_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 /// Snapshot chunks queued between the download and the decoder.
-const SNAPSHOT_QUEUE_CHUNKS: usize = 16;
+const SNAPSHOT_QUEUE_CHUNKS: usize = 8;
 
 /// What a restore writes and how.
 #[derive(Clone, Debug)]

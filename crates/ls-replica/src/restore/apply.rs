@@ -26,7 +26,10 @@ use super::{FetchedSegment, RestoreProgress, segment_what};
 use crate::error::RestoreError;
 
 /// Size of the buffer the snapshot is decoded through and written from.
-const SNAPSHOT_BUF_BYTES: usize = 4 * 1024 * 1024;
+const SNAPSHOT_BUF_BYTES: usize = 2 * 1024 * 1024;
+
+/// Buffers in flight between the snapshot decoder and its writer.
+const SNAPSHOT_BUFFERS: usize = 2;
 
 /// Alignment of buffers, offsets and lengths for `O_DIRECT` writes (any logical block size up
 /// to 4 KiB).
@@ -136,40 +139,57 @@ impl Job {
             source: Box::new(source),
         };
 
-        let mut writer = SnapshotWriter::open(&temp.path, &temp.file);
-        let mut raw = vec![0u8; SNAPSHOT_BUF_BYTES + DIRECT_ALIGN];
-        let start = raw.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
-        let buf = &mut raw[start..start + SNAPSHOT_BUF_BYTES];
-        let mut page_size = None;
-        let mut size = 0u64;
-        loop {
-            let n = read_full(&mut decoded, buf).map_err(damaged)?;
-            let chunk = &buf[..n];
-            let page_size = match page_size {
-                Some(page_size) => page_size,
-                None => {
-                    let checked =
-                        database_page_size(chunk).map_err(|reason| RestoreError::NotADatabase {
-                            path: path.clone(),
-                            reason,
-                        })?;
-                    *page_size.insert(checked)
-                }
-            };
-            if n == 0 {
-                if !size.is_multiple_of(u64::from(page_size)) {
-                    return Err(RestoreError::NotADatabase {
-                        path,
-                        reason: "its size is not a whole number of pages",
-                    });
-                }
-                return Ok(page_size);
-            }
-            writer
-                .write_at(chunk, size)
-                .map_err(|source| temp.write_error(source))?;
-            size += u64::try_from(n).unwrap_or(u64::MAX);
+        // Decoding and writing overlap: this thread decodes into one buffer while a second
+        // writes the previous one (O_DIRECT writes wait for the disk).
+        let writer = SnapshotWriter::open(&temp.path, &temp.file);
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(AlignedBuf, usize, u64)>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<AlignedBuf>();
+        for _ in 0..SNAPSHOT_BUFFERS {
+            // The receiver is alive: it is ours, below.
+            let _ = empty_tx.send(AlignedBuf::new());
         }
+        let (decoded_res, written) = std::thread::scope(|scope| {
+            let write_thread = scope.spawn(move || write_chunks(writer, &full_rx, &empty_tx));
+            let decoded_res = (|| {
+                let mut page_size = None;
+                let mut size = 0u64;
+                loop {
+                    // No buffer back means the writer stopped: its error explains.
+                    let Ok(mut buf) = empty_rx.recv() else {
+                        return Ok(None);
+                    };
+                    let n = read_full(&mut decoded, buf.as_mut_slice()).map_err(&damaged)?;
+                    let chunk = buf.as_mut_slice().get(..n).unwrap_or_default();
+                    let page_size = match page_size {
+                        Some(page_size) => page_size,
+                        None => *page_size.insert(database_page_size(chunk).map_err(|reason| {
+                            RestoreError::NotADatabase {
+                                path: path.clone(),
+                                reason,
+                            }
+                        })?),
+                    };
+                    if n == 0 {
+                        if !size.is_multiple_of(u64::from(page_size)) {
+                            return Err(RestoreError::NotADatabase {
+                                path: path.clone(),
+                                reason: "its size is not a whole number of pages",
+                            });
+                        }
+                        return Ok(Some(page_size));
+                    }
+                    if full_tx.send((buf, n, size)).is_err() {
+                        return Ok(None);
+                    }
+                    size += u64::try_from(n).unwrap_or(u64::MAX);
+                }
+            })();
+            drop(full_tx);
+            (decoded_res, write_thread.join())
+        });
+        let written = written.unwrap_or_else(|_| Err(io::Error::other("snapshot writer panicked")));
+        written.map_err(|source| temp.write_error(source))?;
+        decoded_res?.ok_or_else(|| RestoreError::Interrupted { what: what.clone() })
     }
 
     /// Applies one WAL index; returns the position where its segments end.
@@ -401,6 +421,41 @@ fn open_direct(path: &Path) -> Option<File> {
 #[cfg(not(target_os = "linux"))]
 fn open_direct(_path: &Path) -> Option<File> {
     None
+}
+
+/// A [`SNAPSHOT_BUF_BYTES`] buffer aligned for `O_DIRECT`, inside a larger allocation.
+struct AlignedBuf {
+    raw: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedBuf {
+    fn new() -> Self {
+        let raw = vec![0u8; SNAPSHOT_BUF_BYTES + DIRECT_ALIGN];
+        let start = raw.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+        Self { raw, start }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        let end = self.start + SNAPSHOT_BUF_BYTES;
+        self.raw.get_mut(self.start..end).unwrap_or_default()
+    }
+}
+
+/// The snapshot writer's loop: writes each full buffer at its offset and hands it back.
+fn write_chunks(
+    mut writer: SnapshotWriter<'_>,
+    full_rx: &std::sync::mpsc::Receiver<(AlignedBuf, usize, u64)>,
+    empty_tx: &std::sync::mpsc::Sender<AlignedBuf>,
+) -> io::Result<()> {
+    for (mut buf, n, offset) in full_rx {
+        writer.write_at(buf.as_mut_slice().get(..n).unwrap_or_default(), offset)?;
+        if empty_tx.send(buf).is_err() {
+            // The decoder stopped; its result explains.
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The temporary file the database is written to, beside the output: removed on drop unless
