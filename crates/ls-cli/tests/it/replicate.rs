@@ -175,6 +175,15 @@ fn hand_over(first: &Path, second: &Path) {
         snapshots_before,
         "the second process took a new snapshot\n{context}"
     );
+    let url = file_url(&replica);
+    let listing = Replicate::start(&our_bin(), &["generations", &url], scene.path())
+        .wait(SYNC_TIMEOUT)
+        .log;
+    let rows: Vec<&str> = listing.lines().skip(1).collect();
+    assert!(
+        rows.len() == 1 && rows[0].contains(generation.as_str()),
+        "`litestream generations` lists {rows:?}\n{context}"
+    );
     assert!(
         !second_log.contains("new generation"),
         "second run logged a new generation\n{context}"
