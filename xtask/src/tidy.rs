@@ -2,6 +2,8 @@
 //! (as rust-analyzer's `xtask/src/tidy.rs` does). They run with every other test in `cargo xtask
 //! ci`; a failure lists every file at fault.
 
+mod examples;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
