@@ -95,7 +95,8 @@ struct Measure {
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     match args {
         [what] if what == "restore" => restore(root),
-        _ => bail!("usage: cargo xtask bench restore"),
+        [what] if what == "s3" => crate::bench_s3::run(root),
+        _ => bail!("usage: cargo xtask bench restore|s3"),
     }
 }
 

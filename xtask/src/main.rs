@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_s3;
 mod ci;
 mod command;
 #[cfg(test)]
