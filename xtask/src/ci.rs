@@ -17,7 +17,7 @@ pub(crate) fn run(root: &Path) -> ExitCode {
     let has_fuzz = root.join("fuzz").join("Cargo.toml").exists();
     let mut ci = Ci {
         passed: 0,
-        total: if has_fuzz { 8 } else { 7 },
+        total: if has_fuzz { 9 } else { 8 },
         started: Instant::now(),
     };
     let result = steps(&mut ci, root, has_fuzz);
@@ -66,6 +66,13 @@ fn steps(ci: &mut Ci, root: &Path, has_fuzz: bool) -> Result<()> {
     })?;
     let tools = ci.step("tools", || tools::install(root))?;
     ci.step("tests", || tests(root, &tools))?;
+    // The library example replicates and restores a real database in a temporary directory.
+    ci.step("examples", || {
+        Cmd::cargo(root)
+            .envs(tools.env())
+            .args(["run", "--package", "ls-replica", "--example", "embed"])
+            .run()
+    })?;
     ci.step("doc tests", || {
         Cmd::cargo(root)
             .envs(tools.env())
