@@ -11,6 +11,7 @@ mod bench;
 mod bench_s3;
 mod ci;
 mod command;
+mod dist;
 #[cfg(test)]
 mod tidy;
 mod tools;
@@ -23,11 +24,15 @@ use std::process::ExitCode;
 const TASKS: &[(&str, &str)] = &[
     (
         "ci",
-        "exactly what CI runs: fmt, clippy, deny, tools, tests, doc tests, docs, fuzz build",
+        "exactly what CI runs: fmt, clippy, deny, tools, tests, examples, doc tests, docs, fuzz build",
     ),
     (
         "bench",
         "`bench restore`: our release restore against Litestream 0.3.13 (time, peak RSS, ratios)",
+    ),
+    (
+        "dist",
+        "release tarball in target/dist: stripped litestream, man pages, completions, SHA-256",
     ),
     (
         "tools",
@@ -58,6 +63,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Some("ci") => ci::run(&root),
+        Some("dist") => match dist::run(&root) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: dist: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some("tools") => match tools::install(&root) {
             Ok(tools) => {
                 println!("tools: ready; tests find them with:");
