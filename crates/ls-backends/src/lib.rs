@@ -11,6 +11,27 @@
 //! - [`SftpReplicaClient`]: a directory on an SFTP server (`sftp`), from [`SftpOptions`].
 //! - [`ReplicaUrl`], [`is_url`], [`open_url`]: replica URLs as Litestream 0.3.13 reads them.
 //! - [`is_transient`]: whether a client error is worth retrying later.
+//!
+//! Every client is used through `Arc<dyn ReplicaClient>`: the engine (ls-replica) takes it in
+//! `Replica::new`, and the `litestream` binary (ls-cli) is the only crate that builds clients
+//! from configuration. Errors name the replica type, bucket or host and the key at fault, and
+//! never carry a secret ([`Secret`] and [`redact_url`] keep passwords and keys out of logs).
+//!
+//! ```
+//! # async fn example() -> Result<(), ls_core::ClientError> {
+//! use std::sync::Arc;
+//!
+//! use ls_backends::FileReplicaClient;
+//! use ls_core::ReplicaClient;
+//!
+//! let client: Arc<dyn ReplicaClient> = Arc::new(FileReplicaClient::new("/backup/app.db"));
+//! for generation in client.generations().await? {
+//!     let snapshots = client.snapshots(&generation).await?;
+//!     assert!(snapshots.iter().all(|snapshot| snapshot.generation == generation));
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod file;
 mod object;
