@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::command::Cmd;
 
 /// Rows of ~1 KiB (400 random bytes, 600 zeros) in case (a): about 1 GiB of database.
-const LARGE_ROWS: u64 = 1_000_000;
+pub(crate) const LARGE_ROWS: u64 = 1_000_000;
 /// Rows in the database of case (b) before the small transactions: about 60 MB.
 const MEDIUM_ROWS: u64 = 58_000;
 /// WAL segments case (b) waits for.
@@ -95,17 +95,15 @@ struct Measure {
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     match args {
         [what] if what == "restore" => restore(root),
+        [what] if what == "replicate" => crate::bench_replicate::run(root),
         [what] if what == "s3" => crate::bench_s3::run(root),
-        _ => bail!("usage: cargo xtask bench restore|s3"),
+        _ => bail!("usage: cargo xtask bench restore|replicate|s3"),
     }
 }
 
 fn restore(root: &Path) -> Result<()> {
     let reference = reference_bin(root)?;
-    Cmd::cargo(root)
-        .args(["build", "--release", "-p", "ls-cli"])
-        .run()?;
-    let ours = root.join("target").join("release").join("litestream");
+    let ours = build_ours(root)?;
     let work = root.join("target").join("bench").join("restore");
     fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
 
@@ -422,7 +420,7 @@ fn build_segments(work: &Path, reference: &Path) -> Result<(PathBuf, String)> {
     Ok((replica, rfc3339_nanos(mtime)?))
 }
 
-fn create_db(db: &Path, rows: u64) -> Result<()> {
+pub(crate) fn create_db(db: &Path, rows: u64) -> Result<()> {
     let status = Command::new("python3")
         .arg("-c")
         .arg(CREATE_DB_PY)
@@ -466,7 +464,7 @@ fn spawn_replicate(reference: &Path, config: &Path) -> Result<Child> {
 }
 
 /// Polls `done` until it holds, failing if `litestream` exits or [`SETUP_TIMEOUT`] passes.
-fn wait_until(
+pub(crate) fn wait_until(
     litestream: &mut Child,
     what: &str,
     mut done: impl FnMut() -> Result<bool>,
@@ -487,7 +485,7 @@ fn wait_until(
 }
 
 /// Stops `litestream replicate` with SIGINT (it syncs once more) and waits for it.
-fn stop(litestream: &mut Child) -> Result<()> {
+pub(crate) fn stop(litestream: &mut Child) -> Result<()> {
     let pid = litestream.id().to_string();
     let sent = Command::new("kill").args(["-INT", &pid]).status();
     if !sent.is_ok_and(|status| status.success()) {
@@ -501,7 +499,7 @@ fn stop(litestream: &mut Child) -> Result<()> {
     Ok(())
 }
 
-fn list_files(replica: &Path, kind: &str, suffix: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_files(replica: &Path, kind: &str, suffix: &str) -> Result<Vec<PathBuf>> {
     let generations = replica.join("generations");
     let mut files = Vec::new();
     let Ok(entries) = fs::read_dir(&generations) else {
@@ -522,7 +520,7 @@ fn list_files(replica: &Path, kind: &str, suffix: &str) -> Result<Vec<PathBuf>> 
     Ok(files)
 }
 
-fn count_files(replica: &Path, kind: &str, suffix: &str) -> Result<usize> {
+pub(crate) fn count_files(replica: &Path, kind: &str, suffix: &str) -> Result<usize> {
     Ok(list_files(replica, kind, suffix)?.len())
 }
 
@@ -559,8 +557,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     )
 }
 
+/// Builds our release `litestream` (`cargo build --release -p ls-cli`) and returns its path.
+pub(crate) fn build_ours(root: &Path) -> Result<PathBuf> {
+    Cmd::cargo(root)
+        .args(["build", "--release", "-p", "ls-cli"])
+        .run()?;
+    Ok(root.join("target").join("release").join("litestream"))
+}
+
 /// The reference Litestream: `LITESTREAM_REF_BIN`, else `target/tools/venv/bin/litestream`.
-fn reference_bin(root: &Path) -> Result<PathBuf> {
+pub(crate) fn reference_bin(root: &Path) -> Result<PathBuf> {
     let path = std::env::var_os("LITESTREAM_REF_BIN").map_or_else(
         || {
             root.join("target")
@@ -581,7 +587,7 @@ fn reference_bin(root: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn kib_ratio(ours: u64, theirs: u64) -> f64 {
+pub(crate) fn kib_ratio(ours: u64, theirs: u64) -> f64 {
     let to_f64 = |kib: u64| f64::from(u32::try_from(kib).unwrap_or(u32::MAX));
     to_f64(ours) / to_f64(theirs).max(1.0)
 }

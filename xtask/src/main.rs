@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_replicate;
 mod bench_s3;
 mod ci;
 mod command;
@@ -28,7 +29,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "bench",
-        "`bench restore`: our release restore against Litestream 0.3.13 (time, peak RSS, ratios)",
+        "`bench restore|replicate`: our release build against Litestream 0.3.13 (time, lag, CPU, RSS)",
     ),
     (
         "dist",
