@@ -408,6 +408,7 @@ impl DbInner {
         lock_probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut suspect: Option<(i32, Option<Probe>)> = None;
         let mut last_pass: Option<Instant> = None;
+        let mut last_error: Option<(Instant, String)> = None;
         loop {
             let full = tokio::select! {
                 () = self.token.cancelled() => return,
@@ -430,8 +431,25 @@ impl DbInner {
                 }
             }
             last_pass = Some(Instant::now());
-            if let Err(err) = self.sync(full).await {
-                tracing::error!(error = crate::engine_error::as_dyn(&err), "sync error");
+            match self.sync(full).await {
+                Ok(()) => last_error = None,
+                Err(err) => {
+                    // Passes started by file events can fail many times a second for one
+                    // cause; log it once per tick at most, as Litestream's tick does.
+                    let text = chain(&err);
+                    let repeat =
+                        last_error
+                            .as_ref()
+                            .is_some_and(|(at, previous): &(Instant, String)| {
+                                *previous == text && at.elapsed() < self.options.monitor_interval
+                            });
+                    if repeat {
+                        tracing::debug!(error = crate::engine_error::as_dyn(&err), "sync error");
+                    } else {
+                        tracing::error!(error = crate::engine_error::as_dyn(&err), "sync error");
+                        last_error = Some((Instant::now(), text));
+                    }
+                }
             }
             if !self.state.lock().await.tasks_started && self.shared.position().is_some() {
                 self.start_replica_tasks().await;

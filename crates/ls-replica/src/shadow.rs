@@ -271,6 +271,9 @@ pub(crate) struct ScanCache {
     checksum: (u32, u32),
     /// End of the last commit frame seen.
     last_commit: u64,
+    /// Checksum of the first frame scanned: a transaction rolled back after spilling frames is
+    /// overwritten from there by the next one, which this notices.
+    first: Option<(u32, u32)>,
 }
 
 /// Copies the committed frames the real WAL has past the end of the shadow WAL (spec 4.4):
@@ -328,12 +331,20 @@ pub(crate) fn copy_to_shadow(
 
     // Pass 1: find the last commit frame that continues the chain.
     let key = Some((header.salt1, header.salt2, start));
-    if cache.key != key || cache.scanned > real_aligned {
+    let mut first_now = None;
+    if cache.key == key && cache.scanned > start {
+        let mut frame_header = [0u8; WAL_FRAME_HEADER_SIZE];
+        if real.file().read_exact_at(&mut frame_header, start).is_ok() {
+            first_now = Some(ls_core::WalFrameHeader::parse(&frame_header).checksum());
+        }
+    }
+    if cache.key != key || cache.scanned > real_aligned || first_now != cache.first {
         *cache = ScanCache {
             key,
             scanned: start,
             checksum: last_checksum,
             last_commit: start,
+            first: None,
         };
     }
     let mut reader = BufReader::with_capacity(1 << 20, real);
@@ -355,6 +366,9 @@ pub(crate) fn copy_to_shadow(
                 source,
             })?;
         let Some(frame) = frame else { break };
+        if frame.offset() == start {
+            cache.first = Some(frame.header().checksum());
+        }
         if frame.header().is_commit() {
             cache.last_commit = frame.offset() + frame_size;
         }
