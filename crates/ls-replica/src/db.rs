@@ -26,11 +26,11 @@ use crate::sqlite::{CheckpointMode, Sqlite};
 /// A pass that finds nothing changed is still run in full this often.
 pub const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
 
-/// Least time between two sync passes started by file events.
-const PASS_GAP: Duration = Duration::from_millis(50);
+/// File events closer together than this are one burst of commits.
+const BURST: Duration = Duration::from_millis(250);
 
 /// How often other processes' WAL-index locks are read, to notice a waiting checkpoint.
-const CHECKPOINTER_PROBE: Duration = Duration::from_millis(100);
+const CHECKPOINTER_PROBE: Duration = Duration::from_millis(250);
 
 /// Longest time we stay out of the way of an application checkpoint.
 const STEP_ASIDE_MAX: Duration = Duration::from_secs(10);
@@ -84,6 +84,11 @@ pub(crate) struct DbShared {
     pub(crate) changed: watch::Sender<u64>,
     /// Held by snapshots; Litestream's own checkpoints are skipped meanwhile.
     pub(crate) checkpoint_lock: Mutex<()>,
+    /// Replicas ask for a sync pass before an upload: `requested` counts the asks, the monitor
+    /// wakes on `pass_request` and publishes in `served` the count it had read before a pass.
+    pass_request: Notify,
+    requested: std::sync::atomic::AtomicU64,
+    served: watch::Sender<u64>,
     /// A descriptor on the database file, opened once and never closed while the process
     /// runs: closing any descriptor of a file drops every POSIX lock the process holds on it,
     /// SQLite's SHARED lock included, which would let another process's last connection
@@ -123,6 +128,15 @@ impl DbShared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Asks the monitor for a sync pass and waits until one that started after the ask has
+    /// ended (at most `limit`), so an upload ships everything committed until now.
+    pub(crate) async fn fresh_pass(&self, limit: Duration) {
+        let ticket = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut served = self.served.subscribe();
+        self.pass_request.notify_one();
+        let _ = tokio::time::timeout(limit, served.wait_for(|n| *n >= ticket)).await;
     }
 
     /// The page size, 0 before initialisation.
@@ -215,6 +229,9 @@ impl Db {
             page_size: AtomicU32::new(0),
             changed: watch::channel(0).0,
             checkpoint_lock: Mutex::new(()),
+            pass_request: Notify::new(),
+            requested: std::sync::atomic::AtomicU64::new(0),
+            served: watch::channel(0).0,
             db_file: StdMutex::new(None),
             shm_file: StdMutex::new(None),
         });
@@ -407,30 +424,32 @@ impl DbInner {
         let mut lock_probe = tokio::time::interval(CHECKPOINTER_PROBE);
         lock_probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut suspect: Option<(i32, Option<Probe>)> = None;
-        let mut last_pass: Option<Instant> = None;
+        let mut last_event: Option<Instant> = None;
         let mut last_error: Option<(Instant, String)> = None;
         loop {
             let full = tokio::select! {
                 () = self.token.cancelled() => return,
                 _ = ticker.tick() => false,
-                () = self.wake.notified() => true,
+                () = self.wake.notified() => {
+                    // The first file event after a quiet spell runs a pass at once. Events that
+                    // keep coming only tell the replicas there is more: each asks for a pass
+                    // right before its next upload, once per sync-interval.
+                    let now = Instant::now();
+                    let in_burst = last_event.is_some_and(|at| now.duration_since(at) < BURST);
+                    last_event = Some(now);
+                    if in_burst && self.shared.position().is_some() {
+                        self.shared.changed.send_modify(|n| *n = n.wrapping_add(1));
+                        continue;
+                    }
+                    true
+                }
+                () = self.shared.pass_request.notified() => true,
                 _ = lock_probe.tick() => {
                     suspect = self.probe_checkpointer(suspect).await;
                     continue;
                 }
             };
-            // File events during a burst of commits are coalesced into one pass per
-            // `PASS_GAP`; the first event after a quiet spell runs a pass at once.
-            if full && let Some(last) = last_pass {
-                let next = last + PASS_GAP;
-                if Instant::now() < next {
-                    tokio::select! {
-                        () = self.token.cancelled() => return,
-                        () = tokio::time::sleep_until(next.into()) => {}
-                    }
-                }
-            }
-            last_pass = Some(Instant::now());
+            let serving = self.shared.requested.load(Ordering::Acquire);
             match self.sync(full).await {
                 Ok(()) => last_error = None,
                 Err(err) => {
@@ -451,6 +470,13 @@ impl DbInner {
                     }
                 }
             }
+            self.shared.served.send_if_modified(|served| {
+                let advanced = serving > *served;
+                if advanced {
+                    *served = serving;
+                }
+                advanced
+            });
             if !self.state.lock().await.tasks_started && self.shared.position().is_some() {
                 self.start_replica_tasks().await;
             }
@@ -953,12 +979,10 @@ impl DbInner {
                     (Some(generation), index, verified)
                 }
             };
-            let shadow_size_before = generation
-                .as_ref()
-                .map(|g| shadow::file_size(&meta.shadow_path(g, index)).unwrap_or(0))
-                .unwrap_or(0);
-            let mut changed =
-                wal_size_now != shadow_size_before || verified.restart || verified.reason.is_some();
+            // Replicas are woken only when there is something new for them: frames copied, a
+            // new index or a new generation. (0.3.13 also wakes them whenever the WAL file's
+            // size differs from the shadow's, which after a restart is every pass.)
+            let mut changed = verified.restart || verified.reason.is_some();
 
             let (generation, index, copied) = match (verified.reason, generation) {
                 (Some(_), _) | (None, None) => {
@@ -1001,6 +1025,7 @@ impl DbInner {
                 }
             };
             if copied.appended > 0 {
+                changed = true;
                 metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
                     .increment(copied.appended);
             }
