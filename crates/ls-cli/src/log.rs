@@ -123,6 +123,12 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // Our dependencies' own events (sqlx's statement log, hyper, object_store...) are not
+        // Litestream's log lines.
+        let target = event.metadata().target();
+        if !target.starts_with("ls_") && !target.starts_with("litestream") {
+            return;
+        }
         let settings = settings();
         let Some(level) = litestream_level(*event.metadata().level()) else {
             return;
