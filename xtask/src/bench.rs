@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::chart;
 use crate::command::Cmd;
 
 /// Rows of ~1 KiB (400 random bytes, 600 zeros) in case (a): about 1 GiB of database.
@@ -144,7 +145,7 @@ fn restore(root: &Path) -> Result<()> {
         "{:<4} {:>10} {:>12} {:>10} {:>12} {:>10} {:>10}  verdict",
         "case", "ours s", "ours RSS", "0.3.13 s", "0.3.13 RSS", "time", "RSS"
     );
-    for (case, our, their) in rows {
+    for &(case, our, their) in &rows {
         let time_ratio = our.seconds / their.seconds.max(1e-9);
         let rss_ratio = kib_ratio(our.max_rss_kib, their.max_rss_kib);
         let verdict = if time_ratio <= case.target_ratio && our.max_rss_kib <= their.max_rss_kib {
@@ -164,6 +165,17 @@ fn restore(root: &Path) -> Result<()> {
             case.target_ratio,
         );
     }
+    let bars: Vec<chart::RestoreBar<'_>> = rows
+        .iter()
+        .map(|(case, our, their)| chart::RestoreBar {
+            case: case.name,
+            ours_secs: our.seconds,
+            theirs_secs: their.seconds,
+        })
+        .collect();
+    let svg = work.join("restore.svg");
+    chart::write_restore_chart(&svg, &bars)?;
+    println!("\nchart: {}", svg.display());
     Ok(())
 }
 

@@ -41,6 +41,7 @@ use crate::bench::{
     LARGE_ROWS, build_ours, count_files, create_db, kib_ratio, list_files, reference_bin, stop,
     wait_until,
 };
+use crate::chart;
 use crate::command::Cmd;
 
 /// Commits of case 1a, one every [`SPORADIC_INTERVAL`].
@@ -339,6 +340,25 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     for row in &rows {
         row.print();
     }
+    let svg = work.join("lag.svg");
+    let sporadic_title = format!("1a sporadic: a commit every {SPORADIC_INTERVAL:?}");
+    let sustained_title = format!("1b sustained: {RATE} commits/s");
+    chart::write_lag_chart(
+        &svg,
+        &[
+            chart::LagPanel {
+                title: &sporadic_title,
+                ours_ms: &sporadic_ours.sorted_ms,
+                theirs_ms: &sporadic_theirs.sorted_ms,
+            },
+            chart::LagPanel {
+                title: &sustained_title,
+                ours_ms: &load_ours.sorted_ms,
+                theirs_ms: &load_theirs.sorted_ms,
+            },
+        ],
+    )?;
+    println!("\nchart: {}", svg.display());
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 mod bench;
 mod bench_replicate;
 mod bench_s3;
+mod chart;
 mod ci;
 mod command;
 mod dist;
