@@ -26,9 +26,6 @@ use crate::sqlite::{CheckpointMode, Sqlite};
 /// A pass that finds nothing changed is still run in full this often.
 pub const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
 
-/// File events closer together than this are one burst of commits.
-const BURST: Duration = Duration::from_millis(250);
-
 /// How often other processes' WAL-index locks are read, to notice a waiting checkpoint.
 const CHECKPOINTER_PROBE: Duration = Duration::from_millis(250);
 
@@ -82,6 +79,9 @@ pub(crate) struct DbShared {
     page_size: AtomicU32,
     /// Bumped after every pass that changed something; replicas wait on it.
     pub(crate) changed: watch::Sender<u64>,
+    /// The `changed` value of the last change that came after a quiet spell: replicas upload
+    /// it at once instead of waiting for their sync-interval.
+    pub(crate) urgent: std::sync::atomic::AtomicU64,
     /// Held by snapshots; Litestream's own checkpoints are skipped meanwhile.
     pub(crate) checkpoint_lock: Mutex<()>,
     /// Replicas ask for a sync pass before an upload: `requested` counts the asks, the monitor
@@ -194,7 +194,7 @@ struct DbInner {
     replicas: Vec<Arc<ReplicaInner>>,
     token: CancellationToken,
     tracker: TaskTracker,
-    wake: Arc<Notify>,
+    wake: Arc<crate::watch::Wake>,
     /// The replication lock file, kept open while the process runs.
     lock_file: StdMutex<Option<nix::fcntl::Flock<std::fs::File>>>,
 }
@@ -228,6 +228,7 @@ impl Db {
             position: StdMutex::new(None),
             page_size: AtomicU32::new(0),
             changed: watch::channel(0).0,
+            urgent: std::sync::atomic::AtomicU64::new(0),
             checkpoint_lock: Mutex::new(()),
             pass_request: Notify::new(),
             requested: std::sync::atomic::AtomicU64::new(0),
@@ -251,7 +252,7 @@ impl Db {
                 replicas,
                 token,
                 tracker: TaskTracker::new(),
-                wake: Arc::new(Notify::new()),
+                wake: Arc::new(crate::watch::Wake::default()),
                 lock_file: StdMutex::new(None),
             }),
         })
@@ -424,33 +425,41 @@ impl DbInner {
         let mut lock_probe = tokio::time::interval(CHECKPOINTER_PROBE);
         lock_probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut suspect: Option<(i32, Option<Probe>)> = None;
-        let mut last_event: Option<Instant> = None;
         let mut last_error: Option<(Instant, String)> = None;
+        let mut last_pass: Option<Instant> = None;
         loop {
-            let full = tokio::select! {
+            let (full, urgent) = tokio::select! {
                 () = self.token.cancelled() => return,
-                _ = ticker.tick() => false,
-                () = self.wake.notified() => {
-                    // The first file event after a quiet spell runs a pass at once. Events that
-                    // keep coming only tell the replicas there is more: each asks for a pass
-                    // right before its next upload, once per sync-interval.
-                    let now = Instant::now();
-                    let in_burst = last_event.is_some_and(|at| now.duration_since(at) < BURST);
-                    last_event = Some(now);
-                    if in_burst && self.shared.position().is_some() {
-                        self.shared.changed.send_modify(|n| *n = n.wrapping_add(1));
+                _ = ticker.tick() => {
+                    // Under load the replicas' own passes already run once per interval.
+                    if last_pass.is_some_and(|at| at.elapsed() < self.options.monitor_interval) {
                         continue;
                     }
-                    true
+                    (false, false)
                 }
-                () = self.shared.pass_request.notified() => true,
+                woken = self.wake.woken() => match woken {
+                    // The first change after a quiet spell runs a pass at once and ships.
+                    crate::watch::Woken::Urgent => (true, true),
+                    // Changes that keep coming only tell the replicas there is more: each asks
+                    // for a pass right before its next upload, once per sync-interval.
+                    crate::watch::Woken::Pending => {
+                        if self.shared.position().is_some() {
+                            self.shared.changed.send_modify(|n| *n = n.wrapping_add(1));
+                            continue;
+                        }
+                        (true, false)
+                    }
+                },
+                () = self.shared.pass_request.notified() => (true, false),
                 _ = lock_probe.tick() => {
                     suspect = self.probe_checkpointer(suspect).await;
                     continue;
                 }
             };
+            self.wake.pass_started();
+            last_pass = Some(Instant::now());
             let serving = self.shared.requested.load(Ordering::Acquire);
-            match self.sync(full).await {
+            match self.sync_with(full, urgent).await {
                 Ok(()) => last_error = None,
                 Err(err) => {
                     // Passes started by file events can fail many times a second for one
@@ -722,6 +731,12 @@ impl DbInner {
 
     /// One sync pass (spec 4.3). `force` runs it in full even when nothing seems changed.
     async fn sync(&self, force: bool) -> Result<(), ReplicateError> {
+        self.sync_with(force, false).await
+    }
+
+    /// A sync pass; `urgent` marks its news for the replicas as a change after a quiet spell,
+    /// to be uploaded at once.
+    async fn sync_with(&self, force: bool, urgent: bool) -> Result<(), ReplicateError> {
         let mut state = self.state.lock().await;
         let db_meta = match tokio::fs::metadata(&self.options.path).await {
             Ok(meta) => meta,
@@ -758,7 +773,7 @@ impl DbInner {
         }
         let started = Instant::now();
         let label = self.shared.path_label.clone();
-        let result = self.sync_locked(&mut state).await;
+        let result = self.sync_locked(&mut state, urgent).await;
         metrics::counter!("litestream_sync_count", "db" => label.clone()).increment(1);
         // A float counter in Litestream; the `metrics` facade's counters are integers, so it is
         // a gauge that only grows.
@@ -898,7 +913,7 @@ impl DbInner {
         Ok(())
     }
 
-    async fn sync_locked(&self, state: &mut DbState) -> Result<(), ReplicateError> {
+    async fn sync_locked(&self, state: &mut DbState, urgent: bool) -> Result<(), ReplicateError> {
         let page_size = self.shared.page_size();
         // Ensure the WAL exists, with a header to copy.
         let wal_len = shadow::file_size(&self.wal_path)
@@ -1091,7 +1106,14 @@ impl DbInner {
         .await
         .map_err(join_error)??;
         if changed {
-            self.shared.changed.send_modify(|n| *n = n.wrapping_add(1));
+            let mut seq = 0;
+            self.shared.changed.send_modify(|n| {
+                *n = n.wrapping_add(1);
+                seq = *n;
+            });
+            if urgent {
+                self.shared.urgent.store(seq, Ordering::Release);
+            }
         }
         Ok(())
     }

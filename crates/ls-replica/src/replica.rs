@@ -27,9 +27,6 @@ use crate::engine_error::ReplicateError;
 use crate::shadow::HEADER_LEN;
 use crate::sqlite::{CheckpointMode, Sqlite};
 
-/// A change this long after the previous one is uploaded at once.
-const QUIET: Duration = Duration::from_millis(250);
-
 /// Longest wait between retries of a failing sync.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -189,7 +186,7 @@ impl ReplicaInner {
     async fn monitor(self: Arc<Self>, token: CancellationToken) {
         let mut changes = self.db.changed.subscribe();
         let mut last_sync: Option<Instant> = None;
-        let mut last_change: Option<Instant> = None;
+        let mut synced_seq = 0u64;
         let mut failing = false;
         let mut backoff = self.options.sync_interval.max(Duration::from_millis(100));
         let mut first = true;
@@ -209,13 +206,12 @@ impl ReplicaInner {
                 }
             }
             first = false;
-            // At most one upload per sync-interval, except that a change coming after a quiet
-            // spell (no change for `QUIET`) ships at once: sporadic commits are uploaded as they
+            // At most one upload per sync-interval, except for a change that came after a
+            // quiet spell (the database marks it urgent): sporadic commits are uploaded as they
             // come, commits that keep coming are batched into one upload per sync-interval.
-            let now = Instant::now();
-            let sporadic = last_change.is_none_or(|at| now.duration_since(at) >= QUIET);
-            last_change = Some(now);
-            if let Some(last) = last_sync.filter(|_| !sporadic || failing) {
+            let urgent =
+                |seen: u64| self.db.urgent.load(std::sync::atomic::Ordering::Acquire) > seen;
+            if let Some(last) = last_sync.filter(|_| !urgent(synced_seq) || failing) {
                 let next = last + self.options.sync_interval;
                 while Instant::now() < next {
                     tokio::select! {
@@ -226,17 +222,14 @@ impl ReplicaInner {
                                 return;
                             }
                             changes.borrow_and_update();
-                            let now = Instant::now();
-                            let quiet = last_change.is_none_or(|at| now.duration_since(at) >= QUIET);
-                            last_change = Some(now);
-                            if quiet && !failing {
+                            if urgent(synced_seq) && !failing {
                                 break;
                             }
                         }
                     }
                 }
             }
-            changes.borrow_and_update();
+            synced_seq = *changes.borrow_and_update();
             // The database may only have flagged new commits (file events in a burst run no
             // pass): have it copy everything committed so far before uploading.
             self.db.fresh_pass(Duration::from_secs(2)).await;

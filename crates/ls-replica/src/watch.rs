@@ -5,13 +5,75 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use notify::Watcher as _;
 use tokio::sync::Notify;
 
+/// File events closer together than this are one burst of commits.
+pub(crate) const BURST: Duration = Duration::from_millis(250);
+
+/// How a database monitor hears of file events, sorted in the watcher's thread so that a burst
+/// of commits wakes the monitor about once per sync pass, not once per write.
+#[derive(Debug, Default)]
+pub(crate) struct Wake {
+    notify: Notify,
+    last_event: Mutex<Option<Instant>>,
+    /// An event came after a quiet spell: run a pass at once.
+    urgent: AtomicBool,
+    /// Events came in a burst since the last pass.
+    pending: AtomicBool,
+}
+
+/// What woke a monitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// The first change after a quiet spell.
+    Urgent,
+    /// More changes in a burst.
+    Pending,
+}
+
+impl Wake {
+    /// Waits for the next wake-up.
+    pub(crate) async fn woken(&self) -> Woken {
+        self.notify.notified().await;
+        if self.urgent.swap(false, Ordering::AcqRel) {
+            Woken::Urgent
+        } else {
+            Woken::Pending
+        }
+    }
+
+    /// A pass is starting: it will see every change so far.
+    pub(crate) fn pass_started(&self) {
+        self.pending.store(false, Ordering::Release);
+    }
+
+    fn event(&self) {
+        let now = Instant::now();
+        let quiet = {
+            let mut last = self
+                .last_event
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let quiet = last.is_none_or(|at| now.duration_since(at) >= BURST);
+            *last = Some(now);
+            quiet
+        };
+        if quiet {
+            self.urgent.store(true, Ordering::Release);
+            self.notify.notify_one();
+        } else if !self.pending.swap(true, Ordering::AcqRel) {
+            self.notify.notify_one();
+        }
+    }
+}
+
 /// The monitors to wake, by watched file path.
-type Subscribers = HashMap<PathBuf, Vec<Weak<Notify>>>;
+type Subscribers = HashMap<PathBuf, Vec<Weak<Wake>>>;
 
 struct Shared {
     watcher: Option<notify::RecommendedWatcher>,
@@ -36,7 +98,7 @@ fn shared() -> &'static Mutex<Shared> {
             for path in &event.paths {
                 for wake in subs.get(path).into_iter().flatten() {
                     if let Some(wake) = wake.upgrade() {
-                        wake.notify_one();
+                        wake.event();
                     }
                 }
             }
@@ -60,7 +122,7 @@ fn shared() -> &'static Mutex<Shared> {
 
 /// Wakes `wake` whenever one of `files` (in one directory) changes, for as long as `wake`
 /// lives.
-pub(crate) fn subscribe(dir: &Path, files: &[PathBuf], wake: &Arc<Notify>) {
+pub(crate) fn subscribe(dir: &Path, files: &[PathBuf], wake: &Arc<Wake>) {
     {
         let mut subs = subscribers().lock().unwrap_or_else(PoisonError::into_inner);
         for file in files {
