@@ -738,7 +738,7 @@ impl DbInner {
     /// to be uploaded at once.
     async fn sync_with(&self, force: bool, urgent: bool) -> Result<(), ReplicateError> {
         let mut state = self.state.lock().await;
-        let db_meta = match tokio::fs::metadata(&self.options.path).await {
+        let db_meta = match std::fs::metadata(&self.options.path) {
             Ok(meta) => meta,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 tracing::debug!("sync: no database found");
@@ -792,10 +792,12 @@ impl DbInner {
         result
     }
 
+    /// Sizes and modification times of the database and its WAL. Two `stat` calls on local
+    /// files: made in place, as a hop to the blocking pool would cost more than the calls and
+    /// this runs on every idle tick.
     async fn probe(&self, _db_meta: &std::fs::Metadata) -> Option<Probe> {
-        let db = tokio::fs::metadata(&self.options.path).await.ok()?;
-        let wal = tokio::fs::metadata(&self.wal_path)
-            .await
+        let db = std::fs::metadata(&self.options.path).ok()?;
+        let wal = std::fs::metadata(&self.wal_path)
             .ok()
             .and_then(|meta| Some((meta.len(), meta.modified().ok()?)));
         Some(Probe {
