@@ -353,8 +353,8 @@ fn to_f64(n: u64) -> f64 {
 /// # Errors
 /// A missing tool, a failed set-up, a restore that fails or whose outputs differ.
 pub(crate) fn run(root: &Path) -> Result<()> {
-    let reference = reference_bin(root)?;
-    let ours = build_ours(root)?;
+    let reference = crate::bench::reference_bin(root)?;
+    let ours = crate::bench::build_ours(root)?;
     let load_secs = env_u64("LS_BENCH_S3_LOAD_SECS", 60)?;
     let idle_secs = env_u64("LS_BENCH_S3_IDLE_SECS", 60)?;
     let resume_segments = env_u64("LS_BENCH_S3_RESUME_SEGMENTS", 5000)?;
@@ -549,30 +549,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         ratio(restore[0], restore[1])
     );
     Ok(())
-}
-
-/// Builds our release `litestream` and returns its path.
-fn build_ours(root: &Path) -> Result<PathBuf> {
-    Cmd::cargo(root)
-        .args(["build", "--release", "-p", "ls-cli"])
-        .run()?;
-    Ok(root.join("target").join("release").join("litestream"))
-}
-
-/// The reference Litestream: `LITESTREAM_REF_BIN`, else `target/tools/venv/bin/litestream`.
-fn reference_bin(root: &Path) -> Result<PathBuf> {
-    let path = std::env::var_os("LITESTREAM_REF_BIN").map_or_else(
-        || root.join("target/tools/venv/bin/litestream"),
-        PathBuf::from,
-    );
-    if !path.is_file() {
-        bail!(
-            "the reference Litestream 0.3.13 is missing at {}: run `cargo xtask tools` or set \
-             LITESTREAM_REF_BIN",
-            path.display()
-        );
-    }
-    Ok(path)
 }
 
 fn to_u64(n: usize) -> u64 {
