@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::command::Cmd;
-
 /// The bucket every phase uses.
 const BUCKET: &str = "bench";
 /// The sync-interval of every replica in the load phase (Litestream's default).
