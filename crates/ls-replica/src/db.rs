@@ -75,7 +75,7 @@ pub(crate) struct DbShared {
     pub(crate) meta: Meta,
     /// Current generation, shadow index and committed shadow size; `None` before the first
     /// generation.
-    position: StdMutex<Option<Pos>>,
+    position: PosCell,
     page_size: AtomicU32,
     /// Bumped after every pass that changed something; replicas wait on it.
     pub(crate) changed: watch::Sender<u64>,
@@ -102,17 +102,11 @@ pub(crate) struct DbShared {
 impl DbShared {
     /// The database position (generation, shadow index, committed shadow size).
     pub(crate) fn position(&self) -> Option<Pos> {
-        *self
-            .position
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.position.get()
     }
 
     fn set_position(&self, pos: Option<Pos>) {
-        *self
-            .position
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = pos;
+        self.position.set(pos);
     }
 
     /// The kept-open descriptor of the database file, once initialised.
@@ -225,7 +219,7 @@ impl Db {
             path: options.path.clone(),
             path_label: path_label.clone(),
             meta: Meta::new(&options.path, options.meta_path.as_deref()),
-            position: StdMutex::new(None),
+            position: PosCell::default(),
             page_size: AtomicU32::new(0),
             changed: watch::channel(0).0,
             urgent: std::sync::atomic::AtomicU64::new(0),
@@ -1249,6 +1243,28 @@ fn crc64_file(file: &std::fs::File) -> std::io::Result<u64> {
         offset += u64::try_from(n).unwrap_or(0);
     }
     Ok(digest.finalize())
+}
+
+/// A position shared between tasks: the database's or a replica's.
+#[derive(Debug, Default)]
+pub(crate) struct PosCell(StdMutex<Option<Pos>>);
+
+impl PosCell {
+    /// The position, if known.
+    pub(crate) fn get(&self) -> Option<Pos> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the position.
+    pub(crate) fn set(&self, pos: Option<Pos>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = pos;
+    }
 }
 
 /// What the blocking part of a pass found.

@@ -8,7 +8,7 @@
 //! (Litestream waits for the next change), and an outage is logged once, not once per retry.
 
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt as _;
@@ -93,7 +93,7 @@ pub(crate) struct ReplicaInner {
     client: Arc<dyn ReplicaClient>,
     db: Arc<DbShared>,
     /// Where the replica's WAL ends; `None` until computed (and after an error).
-    pos: StdMutex<Option<Pos>>,
+    pos: crate::db::PosCell,
     /// One sync at a time.
     sync_lock: Mutex<()>,
     /// One snapshot at a time.
@@ -108,7 +108,7 @@ impl ReplicaInner {
             options: replica.options,
             client: replica.client,
             db,
-            pos: StdMutex::new(None),
+            pos: crate::db::PosCell::default(),
             sync_lock: Mutex::new(()),
             snapshot_lock: Mutex::new(()),
             db_label,
@@ -136,17 +136,11 @@ impl ReplicaInner {
     }
 
     pub(crate) fn position(&self) -> Option<Pos> {
-        *self
-            .pos
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.pos.get()
     }
 
     fn set_position(&self, pos: Option<Pos>) {
-        *self
-            .pos
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = pos;
+        self.pos.set(pos);
     }
 
     pub(crate) fn span(&self) -> tracing::Span {
