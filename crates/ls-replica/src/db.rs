@@ -29,6 +29,12 @@ pub const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
 /// How often other processes' WAL-index locks are read, to notice a waiting checkpoint.
 const CHECKPOINTER_PROBE: Duration = Duration::from_millis(250);
 
+/// How often those locks are read when the database has been idle for `ACTIVE_WINDOW`.
+const IDLE_PROBE: Duration = Duration::from_secs(2);
+
+/// How long after a file event the database counts as in use.
+const ACTIVE_WINDOW: Duration = Duration::from_secs(30);
+
 /// Longest time we stay out of the way of an application checkpoint.
 const STEP_ASIDE_MAX: Duration = Duration::from_secs(10);
 
@@ -416,8 +422,11 @@ impl DbInner {
         let mut ticker = tokio::time::interval(self.options.monitor_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
-        let mut lock_probe = tokio::time::interval(CHECKPOINTER_PROBE);
-        lock_probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Other processes' locks are read every 250 ms while the database is in use (file events
+        // in the last 30 s) or something looks like a waiting checkpointer, every 2 s otherwise:
+        // an idle replicate then costs next to nothing.
+        let mut next_probe = Instant::now() + CHECKPOINTER_PROBE;
+        let mut last_activity = Instant::now();
         let mut suspect: Option<(i32, Option<Probe>)> = None;
         let mut last_error: Option<(Instant, String)> = None;
         let mut last_pass: Option<Instant> = None;
@@ -433,10 +442,14 @@ impl DbInner {
                 }
                 woken = self.wake.woken() => match woken {
                     // The first change after a quiet spell runs a pass at once and ships.
-                    crate::watch::Woken::Urgent => (true, true),
+                    crate::watch::Woken::Urgent => {
+                        last_activity = Instant::now();
+                        (true, true)
+                    }
                     // Changes that keep coming only tell the replicas there is more: each asks
                     // for a pass right before its next upload, once per sync-interval.
                     crate::watch::Woken::Pending => {
+                        last_activity = Instant::now();
                         if self.shared.position().is_some() {
                             self.shared.changed.send_modify(|n| *n = n.wrapping_add(1));
                             continue;
@@ -445,8 +458,10 @@ impl DbInner {
                     }
                 },
                 () = self.shared.pass_request.notified() => (true, false),
-                _ = lock_probe.tick() => {
+                () = tokio::time::sleep_until(next_probe.into()) => {
                     suspect = self.probe_checkpointer(suspect).await;
+                    let busy = suspect.is_some() || last_activity.elapsed() < ACTIVE_WINDOW;
+                    next_probe = Instant::now() + if busy { CHECKPOINTER_PROBE } else { IDLE_PROBE };
                     continue;
                 }
             };
