@@ -30,10 +30,10 @@ pub const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
 const CHECKPOINTER_PROBE: Duration = Duration::from_millis(250);
 
 /// How often those locks are read when the database has been idle for `ACTIVE_WINDOW`.
-const IDLE_PROBE: Duration = Duration::from_secs(2);
+const IDLE_PROBE: Duration = Duration::from_secs(1);
 
 /// How long after a file event the database counts as in use.
-const ACTIVE_WINDOW: Duration = Duration::from_secs(30);
+const ACTIVE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Longest time we stay out of the way of an application checkpoint.
 const STEP_ASIDE_MAX: Duration = Duration::from_secs(10);
@@ -423,10 +423,12 @@ impl DbInner {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         // Other processes' locks are read every 250 ms while the database is in use (file events
-        // in the last 30 s) or something looks like a waiting checkpointer, every 2 s otherwise:
-        // an idle replicate then costs next to nothing.
+        // in the last 10 s) or something looks like a waiting checkpointer, every second
+        // otherwise: an idle replicate then costs next to nothing.
         let mut next_probe = Instant::now() + CHECKPOINTER_PROBE;
-        let mut last_activity = Instant::now();
+        let mut last_activity = Instant::now()
+            .checked_sub(ACTIVE_WINDOW)
+            .unwrap_or_else(Instant::now);
         let mut suspect: Option<(i32, Option<Probe>)> = None;
         let mut last_error: Option<(Instant, String)> = None;
         let mut last_pass: Option<Instant> = None;
