@@ -691,13 +691,7 @@ impl ReplicaClient for ObjectReplicaClient {
             .await?;
         let mut segments: Vec<WalSegmentInfo> = listed
             .into_iter()
-            .map(|((index, offset), meta)| WalSegmentInfo {
-                generation: *generation,
-                index,
-                offset,
-                size: meta.size,
-                created_at: SystemTime::from(meta.last_modified),
-            })
+            .map(|((index, offset), meta)| segment_info(generation, index, offset, &meta))
             .collect();
         segments.sort_by_key(|segment| (segment.index, segment.offset));
         Ok(segments)
@@ -731,13 +725,7 @@ impl ReplicaClient for ObjectReplicaClient {
                     return None;
                 }
                 let (index, offset) = layout::parse_wal_segment_name(name)?;
-                (index >= from_index).then(|| WalSegmentInfo {
-                    generation: *generation,
-                    index,
-                    offset,
-                    size: meta.size,
-                    created_at: SystemTime::from(meta.last_modified),
-                })
+                (index >= from_index).then(|| segment_info(generation, index, offset, &meta))
             })
             .collect();
         segments.sort_by_key(|segment| (segment.index, segment.offset));
@@ -872,6 +860,22 @@ fn shared_credentials(text: &str, profile: &str) -> Vec<(String, String)> {
         }
     }
     pairs
+}
+
+/// A listed WAL segment object as the trait reports it.
+fn segment_info(
+    generation: &Generation,
+    index: u32,
+    offset: u64,
+    meta: &ObjectMeta,
+) -> WalSegmentInfo {
+    WalSegmentInfo {
+        generation: *generation,
+        index,
+        offset,
+        size: meta.size,
+        created_at: SystemTime::from(meta.last_modified),
+    }
 }
 
 #[cfg(test)]

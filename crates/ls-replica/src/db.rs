@@ -515,8 +515,7 @@ impl DbInner {
         if i64::from(pid) == i64::from(std::process::id()) {
             return None;
         }
-        let db_meta = tokio::fs::metadata(&self.options.path).await.ok()?;
-        let files = self.probe(&db_meta).await;
+        let files = self.probe();
         match suspect {
             Some((previous, previous_files)) if previous == pid && previous_files == files => {
                 if let Err(err) = self.step_aside(pid).await {
@@ -773,7 +772,7 @@ impl DbInner {
             }
             return Err(err);
         }
-        let probe = self.probe(&db_meta).await;
+        let probe = self.probe();
         if !force
             && let Some((last, at)) = state.probe
             && Some(last) == probe
@@ -792,7 +791,9 @@ impl DbInner {
             .increment(started.elapsed().as_secs_f64());
         match &result {
             Ok(()) => {
-                state.probe = self.probe(&db_meta).await.map(|p| (p, Instant::now()));
+                // The files as they were before the pass: anything written during it makes the
+                // next tick run a pass.
+                state.probe = probe.map(|p| (p, started));
                 tracing::debug!("sync: ok");
             }
             Err(_) => {
@@ -806,7 +807,7 @@ impl DbInner {
     /// Sizes and modification times of the database and its WAL. Two `stat` calls on local
     /// files: made in place, as a hop to the blocking pool would cost more than the calls and
     /// this runs on every idle tick.
-    async fn probe(&self, _db_meta: &std::fs::Metadata) -> Option<Probe> {
+    fn probe(&self) -> Option<Probe> {
         let db = std::fs::metadata(&self.options.path).ok()?;
         let wal = std::fs::metadata(&self.wal_path)
             .ok()
