@@ -10,9 +10,15 @@
 //! the AWS SDK's upload manager does. Deletes ignore missing objects. Requests that fail with a
 //! network error, a timeout, 429 or 5xx are retried with exponential backoff by `object_store`.
 //!
+//! With `STORAGE_EMULATOR_HOST` set, a `gcs` replica sends uploads and deletes through the
+//! JSON API and every object in one `PUT` (see `gcs_emulator`), as fake-gcs-server serves
+//! only reads and listings of the XML API.
+//!
 //! This module knows nothing of SQLite or generations' lifecycles, and reads no environment
 //! variable: the options say where the credentials come from (`S3Options::credentials_from_env`
 //! takes the lookup as an argument).
+
+mod gcs_emulator;
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,6 +39,7 @@ use object_store::{
 };
 use tokio::sync::OnceCell;
 
+use crate::object::gcs_emulator::GcsEmulatorConnector;
 use crate::secret::Secret;
 use crate::url::object_prefix;
 
@@ -139,6 +146,8 @@ pub struct ObjectReplicaClient {
     prefix: Path,
     /// GCS and Azure list snapshots and segments recursively, as 0.3.13 does.
     recursive: bool,
+    /// Every object goes in one `PUT`, never a multipart upload (a GCS emulator has none).
+    single_put: bool,
     store: OnceCell<Arc<dyn ObjectStore>>,
     /// An S3 store whose region must be looked up before it can be built.
     pending_s3: Option<PendingS3>,
@@ -289,6 +298,7 @@ impl ObjectReplicaClient {
             display_root,
             prefix,
             recursive: false,
+            single_put: false,
             store,
             pending_s3,
         })
@@ -309,7 +319,8 @@ impl ObjectReplicaClient {
         let mut builder = GoogleCloudStorageBuilder::new()
             .with_bucket_name(&options.bucket)
             .with_retry(retry_config());
-        if !options.emulator_host.is_empty() {
+        let emulated = !options.emulator_host.is_empty();
+        if emulated {
             let host = options.emulator_host.trim_end_matches('/');
             let base_url = if host.contains("://") {
                 host.to_owned()
@@ -326,17 +337,20 @@ impl ObjectReplicaClient {
                         bearer: String::new(),
                     },
                 )))
-                .with_skip_signature(true);
+                .with_skip_signature(true)
+                .with_http_connector(GcsEmulatorConnector);
         }
         let store = builder
             .build()
             .map_err(|err| setup(KIND, &options.bucket, err))?;
-        Ok(Self::ready(
+        let mut client = Self::ready(
             KIND,
             format!("gcs://{}", options.bucket),
             prefix,
             Arc::new(store),
-        ))
+        );
+        client.single_put = emulated;
+        Ok(client)
     }
 
     /// An `abs` (Azure Blob Storage) replica client.
@@ -393,6 +407,7 @@ impl ObjectReplicaClient {
             display_root,
             prefix,
             recursive: true,
+            single_put: false,
             store: OnceCell::from(store),
             pending_s3: None,
         }
@@ -495,14 +510,14 @@ impl ObjectReplicaClient {
         }
     }
 
-    /// Stores `data` at `relative`: one `PUT` up to [`PART_BYTES`], a multipart upload above.
-    /// Returns the stored size.
+    /// Stores `data` at `relative`: one `PUT` up to [`PART_BYTES`] (or always, with
+    /// `single_put`), a multipart upload above. Returns the stored size.
     async fn write_object(&self, relative: &str, mut data: ByteStream) -> Result<u64, ClientError> {
         let store = self.store().await?;
         let path = self.path(relative);
         let mut head: Vec<Bytes> = Vec::new();
         let mut head_len = 0usize;
-        while head_len <= PART_BYTES {
+        while head_len <= PART_BYTES || self.single_put {
             match data.next().await {
                 Some(chunk) => {
                     let chunk = chunk?;

@@ -327,6 +327,11 @@ fn sftp_ours_replicates_under_load_both_restore_same_rows() {
     ours_replicates_both_restore(Kind::Sftp);
 }
 
+#[test]
+fn gcs_ours_replicates_under_load_both_restore_same_rows() {
+    ours_replicates_both_restore(Kind::Gcs);
+}
+
 /// Litestream 0.3.13 replicates to `kind` under load; ours restores the source's rows.
 fn litestream_replicates_ours_restores(kind: Kind) {
     let remote = Remote::start(kind);
