@@ -7,21 +7,29 @@
 //! blocking side (`restore/apply.rs`) decodes them (age, LZ4), checks every WAL frame's salt
 //! and checksum chain and every segment's place, and writes pages into a temporary file beside
 //! the output. The output appears, by a no-replace link, only once the whole database is
-//! written and synced; on any failure nothing is left behind. Choosing what to restore is
+//! written and synced; on any failure nothing is left behind. A download that fails for a
+//! passing reason (the transport, a 5xx, a body cut short of the listed size) is fetched again
+//! with backoff, the snapshot from where its bytes stopped (`restore/retry.rs`); a missing or
+//! damaged object fails the restore at once, naming it. Choosing what to restore is
 //! [`crate::plan_restore`]'s job; argv, exit codes and progress bars are ls-cli's.
 
 mod apply;
+mod retry;
+#[cfg(test)]
+mod tests;
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use ls_core::{AgeIdentities, ClientError, Generation, Pos, ReplicaClient, WalSegmentInfo, layout};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::error::RestoreError;
+use crate::restore::retry::Retry;
 use crate::restore_plan::RestorePlan;
 
 /// Litestream's default number of concurrent WAL downloads (`-parallelism`).
@@ -100,8 +108,8 @@ struct FetchedSegment {
 ///
 /// # Errors
 /// [`RestoreError::OutputExists`] when the output exists (checked first and again, atomically,
-/// at the end); a read, decryption, decoding or consistency error naming the snapshot or
-/// segment at fault; an I/O error naming the file. Nothing is left behind on failure.
+/// at the end); a read error naming the snapshot or segment at fault when it is missing or its
+/// download failed 5 times in a row; a decryption, decoding or consistency error naming it; an I/O error naming the file. Nothing is left behind on failure.
 ///
 /// # Cancel safety
 /// Cancelling stops the downloads; the worker then fails for want of data and removes the
@@ -158,30 +166,68 @@ pub async fn restore(
     })
 }
 
-/// Streams the snapshot's stored bytes to the worker.
+/// Streams the snapshot's stored bytes to the worker, fetching it again after a transient
+/// failure (see `retry.rs`) from where the worker's bytes end.
 async fn pump_snapshot(
     client: &dyn ReplicaClient,
     plan: &RestorePlan,
     tx: mpsc::Sender<Bytes>,
 ) -> Result<(), RestoreError> {
-    let generation = plan.generation;
-    let index = plan.snapshot.index;
-    let read_error = |source| RestoreError::Read {
-        what: format!("snapshot {}", layout::snapshot_path(&generation, index)),
-        source,
-    };
-    let mut stream = client
-        .snapshot_reader(&generation, index)
-        .await
-        .map_err(read_error)?;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(read_error)?;
-        if tx.send(chunk).await.is_err() {
-            // The worker stopped; its own error says why.
-            return Ok(());
+    let path = layout::snapshot_path(&plan.generation, plan.snapshot.index);
+    let mut retry = Retry::new(format!("snapshot {path}"));
+    let mut sent = 0_u64;
+    loop {
+        match send_snapshot(client, plan, &path, &mut sent, &tx).await {
+            Ok(()) => return Ok(()),
+            Err(err) => {
+                retry
+                    .after_failure(err)
+                    .await
+                    .map_err(|source| RestoreError::Read {
+                        what: retry.what().to_owned(),
+                        source,
+                    })?;
+            }
         }
     }
-    Ok(())
+}
+
+/// One try of the snapshot's download: skips the `sent` bytes the worker has already, sends
+/// the rest and counts them in `sent`. Returns early, with `Ok`, when the worker stopped (its
+/// own error says why).
+///
+/// # Errors
+/// The storage's error, or [`ClientError::Io`] (`UnexpectedEof`) when the object ends before
+/// the listed size: a download cut short is told apart from a damaged object that way, and
+/// fetched again.
+async fn send_snapshot(
+    client: &dyn ReplicaClient,
+    plan: &RestorePlan,
+    path: &str,
+    sent: &mut u64,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), ClientError> {
+    let mut stream = client
+        .snapshot_reader(&plan.generation, plan.snapshot.index)
+        .await?;
+    let mut skip = *sent;
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk?;
+        if skip > 0 {
+            let n = usize::try_from(skip).unwrap_or(usize::MAX).min(chunk.len());
+            chunk.advance(n);
+            skip -= u64::try_from(n).expect("n is at most skip, a u64");
+            if chunk.is_empty() {
+                continue;
+            }
+        }
+        let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+        if tx.send(chunk).await.is_err() {
+            return Ok(());
+        }
+        *sent += len;
+    }
+    check_size(path, *sent, plan.snapshot.size)
 }
 
 /// Downloads the segments in order, `parallelism` at once within [`WAL_BUDGET_BYTES`], and
@@ -232,31 +278,74 @@ async fn pump_segments(
     Ok(())
 }
 
-/// The stored bytes of one segment, whole.
+/// The stored bytes of one segment, whole, fetched again after a transient failure (see
+/// `retry.rs`).
 async fn fetch_segment(
     client: &dyn ReplicaClient,
     info: &WalSegmentInfo,
 ) -> Result<Bytes, RestoreError> {
-    let pos = info.pos();
-    let read_error = |source: ClientError| RestoreError::Read {
-        what: format!("wal segment {}", layout::wal_segment_path(&pos)),
-        source,
-    };
-    let mut stream = client.wal_segment_reader(&pos).await.map_err(read_error)?;
-    let Some(first) = stream.next().await.transpose().map_err(read_error)? else {
-        return Ok(Bytes::new());
-    };
-    let Some(second) = stream.next().await.transpose().map_err(read_error)? else {
-        return Ok(first);
-    };
-    let capacity = usize::try_from(info.size).unwrap_or(0);
-    let mut buf = BytesMut::with_capacity(capacity.max(first.len() + second.len()));
-    buf.extend_from_slice(&first);
-    buf.extend_from_slice(&second);
-    while let Some(chunk) = stream.next().await {
-        buf.extend_from_slice(&chunk.map_err(read_error)?);
+    let mut retry = Retry::new(segment_what(info.generation, info.index, info.offset));
+    loop {
+        match fetch_segment_once(client, info).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(err) => {
+                retry
+                    .after_failure(err)
+                    .await
+                    .map_err(|source| RestoreError::Read {
+                        what: retry.what().to_owned(),
+                        source,
+                    })?;
+            }
+        }
     }
-    Ok(buf.freeze())
+}
+
+/// One try of a segment's download.
+///
+/// # Errors
+/// The storage's error, or [`ClientError::Io`] (`UnexpectedEof`) when the object ends before
+/// the listed size.
+async fn fetch_segment_once(
+    client: &dyn ReplicaClient,
+    info: &WalSegmentInfo,
+) -> Result<Bytes, ClientError> {
+    let pos = info.pos();
+    let mut stream = client.wal_segment_reader(&pos).await?;
+    let mut chunks = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        chunks.push(chunk?);
+    }
+    // A segment in one chunk is kept as it came, without a copy.
+    let bytes = if chunks.len() == 1 {
+        chunks.pop().unwrap_or_default()
+    } else {
+        let mut buf = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+        for chunk in &chunks {
+            buf.extend_from_slice(chunk);
+        }
+        buf.freeze()
+    };
+    let got = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    check_size(&layout::wal_segment_path(&pos), got, info.size)?;
+    Ok(bytes)
+}
+
+/// Whether a download that ended cleanly has the object's listed size: a shorter body means
+/// the transfer was cut (a transient [`ClientError::Io`], `UnexpectedEof`), not that the
+/// object is short.
+fn check_size(path: &str, got: u64, listed: u64) -> Result<(), ClientError> {
+    if got >= listed {
+        return Ok(());
+    }
+    Err(ClientError::Io {
+        op: "read",
+        key: path.to_owned(),
+        source: io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the download ended after {got} of {listed} bytes"),
+        ),
+    })
 }
 
 /// `what` text of a segment in errors: `wal segment generations/<g>/wal/<i>_<o>.wal.lz4`.
