@@ -3,6 +3,7 @@
 mod cloud;
 mod compat;
 mod config;
+mod faults;
 mod help;
 mod listing;
 mod replicate;

@@ -2,5 +2,6 @@
 //! that run them.
 
 pub(crate) mod cli;
+pub(crate) mod faultproxy;
 pub(crate) mod fixtures;
 pub(crate) mod replicate;
