@@ -14,6 +14,7 @@ mod chart;
 mod ci;
 mod command;
 mod dist;
+mod fuzz;
 #[cfg(test)]
 mod tidy;
 mod tools;
@@ -31,6 +32,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "bench",
         "`bench restore|replicate`: our release build against Litestream 0.3.13 (time, lag, CPU, RSS)",
+    ),
+    (
+        "fuzz",
+        "`fuzz [--secs N] [target...]`: each cargo-fuzz target N s (600) on a fixture-seeded corpus",
     ),
     (
         "dist",
@@ -54,6 +59,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("error: bench: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("fuzz") => match fuzz::run(&root, &args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: fuzz: {err:#}");
                 ExitCode::FAILURE
             }
         },
