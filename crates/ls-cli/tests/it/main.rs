@@ -3,6 +3,7 @@
 mod cloud;
 mod compat;
 mod config;
+mod crash;
 mod faults;
 mod help;
 mod listing;

@@ -908,3 +908,46 @@ impl SplitMix64 {
         low + self.next_u64() % (high - low)
     }
 }
+
+impl Replicate {
+    /// How many bytes were printed so far: a mark for [`Replicate::poll_log_since`].
+    pub(crate) fn log_len(&self) -> usize {
+        self.log
+            .lock()
+            .expect("no reader panics holding the log")
+            .len()
+    }
+
+    /// Polls the log every millisecond until text printed after byte `mark` (see
+    /// [`Replicate::log_len`]) contains `needle`; returns whether it did within `timeout`.
+    /// Panics with the log when the process exits first. Finer than [`Replicate::wait_until`],
+    /// for tests that act the moment a line appears (a kill in the middle of an upload).
+    pub(crate) fn poll_log_since(&mut self, mark: usize, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .log
+                .lock()
+                .expect("no reader panics holding the log")
+                .get(mark..)
+                .is_some_and(|text| text.contains(needle));
+            if found {
+                return true;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            assert!(
+                exited.is_none(),
+                "`{}` exited ({exited:?}) while waiting for {needle:?}:\n{}",
+                self.what,
+                self.log()
+            );
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

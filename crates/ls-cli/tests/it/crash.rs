@@ -1,0 +1,1108 @@
+//! Crashes and faults of `litestream replicate` (issue #6): SIGKILL at random moments (in the
+//! middle of a snapshot upload, a WAL segment upload, a checkpoint, retention) with a file and
+//! an S3 (moto) replica; a TRUNCATE checkpoint by the application while replicate is stopped;
+//! a writer and checkpoints during the first snapshot of a 200 MB database; the database's and
+//! the replica's disk full (tmpfs, so these tests need root, as CI has).
+//!
+//! What every test asserts is what a user cares about: a restore holds rows the database really
+//! had (an exact prefix of the commits, `PRAGMA integrity_check` = ok), nothing committed well
+//! before a kill is lost, and in the end the restore is identical to the database.
+
+#[path = "../../../ls-backends/tests/it/servers.rs"]
+#[expect(
+    dead_code,
+    clippy::duplicate_mod,
+    reason = "cloud.rs loads the same harness for all its servers; these tests use moto only"
+)]
+mod servers;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::Signal;
+
+use crate::support::fixtures::{our_bin, reference_bin, workspace_root};
+use crate::support::replicate::{
+    Digest, Replicate, Scene, SplitMix64, Tuning, Writer, WriterPlan, assert_same_rows, create_db,
+    digest, digests, generations, has_synced, insert_rows, source_digest, sql, wal_path,
+};
+
+/// How long the first snapshot and segment may take to reach a replica.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a writer may take to reach a count of commits or to stop.
+const WRITER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a one-shot command (a restore) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a kill waits for the log line that opens its moment before it lands anyway.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// S3 keys of the tests; moto takes any.
+const S3_KEY_ID: &str = "AKIACRASHTESTKEYID66";
+/// See [`S3_KEY_ID`].
+const S3_SECRET: &str = "crashTestSecretAccessKey/5e2a9c1b7d3f";
+/// moto's bucket.
+const BUCKET: &str = "bkt";
+
+/// Where a test replicates to.
+enum Store {
+    /// A file replica in this folder.
+    File(PathBuf),
+    /// moto's S3, under `app` in [`BUCKET`].
+    S3(servers::Server),
+}
+
+impl Store {
+    fn s3() -> Self {
+        Self::S3(servers::moto(BUCKET))
+    }
+
+    fn is_s3(&self) -> bool {
+        matches!(self, Self::S3(_))
+    }
+
+    /// The replica list item of `litestream.yml` (at 6 spaces).
+    fn replica_yaml(&self) -> String {
+        match self {
+            Self::File(path) => format!("      - type: file\n        path: {}\n", path.display()),
+            Self::S3(server) => format!(
+                "      - type: s3\n        bucket: {BUCKET}\n        path: app\n        \
+                 endpoint: http://{}\n        region: us-east-1\n        force-path-style: true\n        \
+                 access-key-id: {S3_KEY_ID}\n        secret-access-key: {S3_SECRET}\n",
+                server.addr
+            ),
+        }
+    }
+}
+
+/// A `litestream.yml` at log level debug (the engine's checkpoints are debug lines)
+/// replicating `db` to `store` with `tuning` and the `replica_extra` keys.
+fn config_yaml(db: &Path, tuning: &Tuning, store: &Store, replica_extra: &[&str]) -> String {
+    let mut yaml = format!(
+        "logging:\n  level: debug\ndbs:\n  - path: {}\n    monitor-interval: {}\n    \
+         checkpoint-interval: {}\n    min-checkpoint-page-count: {}\n    \
+         max-checkpoint-page-count: {}\n    replicas:\n",
+        db.display(),
+        tuning.monitor_interval,
+        tuning.checkpoint_interval,
+        tuning.min_checkpoint_page_count,
+        tuning.max_checkpoint_page_count,
+    );
+    yaml.push_str(&store.replica_yaml());
+    yaml.push_str(&format!(
+        "        sync-interval: {}\n",
+        tuning.sync_interval
+    ));
+    for line in replica_extra {
+        yaml.push_str(&format!("        {line}\n"));
+    }
+    yaml
+}
+
+/// `bin restore -config config -o out -if-replica-exists db`, digested; `None` when the
+/// replica holds no backup yet. Panics unless the command exits 0.
+fn try_restore(bin: &Path, config: &Path, db: &Path, out: &Path) -> Option<Digest> {
+    let (config_text, db_text, out_text) = (
+        config.to_string_lossy(),
+        db.to_string_lossy(),
+        out.to_string_lossy(),
+    );
+    let args = [
+        "restore",
+        "-config",
+        &config_text,
+        "-o",
+        &out_text,
+        "-if-replica-exists",
+        &db_text,
+    ];
+    let cwd = out.parent().expect("an output path has a folder");
+    let exited = Replicate::start(bin, &args, cwd).wait(COMMAND_TIMEOUT);
+    assert_eq!(
+        exited.code,
+        Some(0),
+        "`{} {}` failed:\n{}",
+        bin.display(),
+        args.join(" "),
+        exited.log
+    );
+    out.exists().then(|| digest(out))
+}
+
+/// [`try_restore`], panicking when the replica holds no backup.
+fn restore(bin: &Path, config: &Path, db: &Path, out: &Path) -> Digest {
+    try_restore(bin, config, db, out).unwrap_or_else(|| {
+        panic!(
+            "`{} restore` of {} found no backup",
+            bin.display(),
+            db.display()
+        )
+    })
+}
+
+/// The rows of `t` of a digest: count, smallest and largest id, SHA-256.
+fn rows_of(digest: &Digest) -> (u64, u64, u64, &str) {
+    (
+        digest.rows,
+        digest.min_id,
+        digest.max_id,
+        digest.rows_sha256.as_str(),
+    )
+}
+
+/// A consistent copy of the live database `db` at `copy`, made through SQLite's backup API
+/// over a read-only connection (which never checkpoints nor deletes the WAL on close), and
+/// its digest. Safe while `replicate` and writers run.
+fn backup_digest(db: &Path, copy: &Path) -> Digest {
+    const SCRIPT: &str = r#"
+import sqlite3, sys
+src = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=30)
+dst = sqlite3.connect(sys.argv[2])
+src.backup(dst)
+dst.close()
+src.close()
+"#;
+    python(&[SCRIPT, &db.to_string_lossy(), &copy.to_string_lossy()]);
+    digest(copy)
+}
+
+/// SHA-256 over the ids and blobs of `table` (`id`, `v`), in id order.
+fn table_sha256(db: &Path, table: &str) -> String {
+    const SCRIPT: &str = r#"
+import hashlib, sqlite3, sys
+con = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+digest = hashlib.sha256()
+for (i, v) in con.execute("SELECT id, v FROM %s ORDER BY id" % sys.argv[2]):
+    digest.update(b"%d:" % i)
+    digest.update(v)
+print(digest.hexdigest())
+con.close()
+"#;
+    python(&[SCRIPT, &db.to_string_lossy(), table])
+        .trim()
+        .to_owned()
+}
+
+/// Runs `python3 -c args...`; panics with its stderr unless it succeeds; returns its stdout.
+fn python(args: &[&str]) -> String {
+    let output = Command::new("python3")
+        .arg("-c")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run python3: {err}"));
+    assert!(
+        output.status.success(),
+        "python3 failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// SQL committing rows `first..first+count` of `t` in one transaction, as
+/// [`insert_rows`] does.
+fn rows_sql(first: u64, count: u64, blob: u32) -> String {
+    let last = first + count;
+    format!(
+        "WITH RECURSIVE n(i) AS (SELECT {first} UNION ALL SELECT i+1 FROM n WHERE i+1 < {last}) \
+         INSERT INTO t (id, k, v) SELECT i, 'row-'||i, randomblob({blob}) FROM n WHERE i < {last};"
+    )
+}
+
+/// The seed of a randomised test: `LS_CRASH_SEED` (decimal or `0x` hex) replays one; else a
+/// new one from the clock. Every failure message names it.
+fn crash_seed() -> u64 {
+    if let Ok(text) = std::env::var("LS_CRASH_SEED") {
+        let parsed = match text.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => text.parse(),
+        };
+        return parsed.unwrap_or_else(|err| panic!("LS_CRASH_SEED={text:?}: {err}"));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    u64::from(now.subsec_nanos()) ^ now.as_secs().rotate_left(32)
+}
+
+/// An application: a python3 process holding one connection to a database (so closing it
+/// never checkpoints and deletes the WAL behind the test's back) and running one line of SQL
+/// at a time.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    db: PathBuf,
+}
+
+impl Session {
+    fn open(db: &Path) -> Self {
+        const SCRIPT: &str = r#"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+for line in sys.stdin:
+    try:
+        if line.startswith("PRAGMA"):
+            out = repr(con.execute(line).fetchall())
+        else:
+            con.executescript(line)
+            out = ""
+        print("ok " + out, flush=True)
+    except Exception as err:
+        print("err %s" % err, flush=True)
+con.close()
+"#;
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run python3: {err}"));
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        Self {
+            child,
+            stdin,
+            stdout,
+            db: db.to_path_buf(),
+        }
+    }
+
+    /// Runs `script` (newlines become spaces); `Ok` with a PRAGMA's rows, or SQLite's error.
+    fn run(&mut self, script: &str) -> Result<String, String> {
+        let line = script.replace('\n', " ");
+        let stdin = self.stdin.as_mut().expect("the session is open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|err| {
+                panic!("cannot talk to the session on {}: {err}", self.db.display())
+            });
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).unwrap_or_else(|err| {
+            panic!("cannot read the session on {}: {err}", self.db.display())
+        });
+        match answer.trim_end().split_once(' ') {
+            Some(("ok", rows)) => Ok(rows.to_owned()),
+            Some(("err", err)) => Err(err.to_owned()),
+            _ if answer.trim_end() == "ok" => Ok(String::new()),
+            _ => panic!("the session on {} answered {answer:?}", self.db.display()),
+        }
+    }
+
+    /// [`Session::run`], panicking on an error.
+    fn run_ok(&mut self, script: &str) -> String {
+        self.run(script)
+            .unwrap_or_else(|err| panic!("{script} on {}: {err}", self.db.display()))
+    }
+
+    /// Closes the connection and waits for python to exit.
+    fn close(mut self) {
+        drop(self.stdin.take());
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|err| panic!("cannot wait for the session: {err}"));
+        assert!(
+            status.success(),
+            "the session on {} failed: {status}",
+            self.db.display()
+        );
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Cleanup after a failed test; a closed session is already gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. SIGKILL at random moments.
+// ---------------------------------------------------------------------------------------------
+
+/// Where a kill lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Moment {
+    /// A random moment.
+    Any,
+    /// Just after a snapshot upload started.
+    Snapshot,
+    /// Just after a WAL segment upload started.
+    Segment,
+    /// Just after SQLite's checkpoint, before the shadow WAL moves on to the next index.
+    Checkpoint,
+    /// Just after retention deleted a snapshot, before it deletes WAL segments.
+    Retention,
+}
+
+/// Every [`Moment`], drawn uniformly.
+const MOMENTS: [Moment; 5] = [
+    Moment::Any,
+    Moment::Snapshot,
+    Moment::Segment,
+    Moment::Checkpoint,
+    Moment::Retention,
+];
+
+impl Moment {
+    /// The log text that opens the moment and the longest random delay after it, in ms: about
+    /// the time the step takes here (a 16 MB snapshot takes ~100 ms to a file, longer to moto).
+    fn trigger(self, s3: bool) -> Option<(&'static str, u64)> {
+        match self {
+            Self::Any => None,
+            Self::Snapshot => Some(("msg=\"write snapshot\"", if s3 { 300 } else { 60 })),
+            Self::Segment => Some(("msg=\"write wal segment\"", if s3 { 15 } else { 3 })),
+            Self::Checkpoint => Some(("msg=checkpoint ", 2)),
+            Self::Retention => Some((" deleted", 2)),
+        }
+    }
+}
+
+/// How many kills landed where, from the killed process's log.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Kills while a snapshot upload had started and not finished.
+    mid_snapshot: u32,
+    /// Kills while a WAL segment upload had started and not finished.
+    mid_segment: u32,
+    /// Kills within a few ms after an engine checkpoint line.
+    after_checkpoint: u32,
+    /// Kills within a few ms after a retention deletion line.
+    after_retention: u32,
+    /// Kills whose moment's line did not come within [`EVENT_TIMEOUT`].
+    missed: u32,
+    /// Restores that found no backup (killed before the first snapshot).
+    empty: u32,
+}
+
+/// Whether the log has more lines with `started` than with `finished`.
+fn unfinished(log: &str, started: &str, finished: &str) -> bool {
+    let count = |needle: &str| log.lines().filter(|line| line.contains(needle)).count();
+    count(started) > count(finished)
+}
+
+/// Kills our `replicate` `kills` times at random moments while a python writer commits (with an
+/// application checkpoint every 150 commits, through PASSIVE, FULL, RESTART, TRUNCATE), on a
+/// 16 MB database with a small `min-checkpoint-page-count`, retention of 2 s checked every
+/// 500 ms (so a snapshot every ~2 s, and deletions) and a snapshot interval of 3 s. After each
+/// kill ours restores to an exact prefix of the commits holding every commit older than the
+/// sync interval plus a margin; in the end ours and Litestream 0.3.13 restore every commit.
+fn kill_at_random_moments(store: &Store, kills: usize) {
+    let seed = crash_seed();
+    let mut rng = SplitMix64::new(seed);
+    let scene = Scene::new();
+    let db = scene.join("app.db");
+    create_db(&db, 4096);
+    // Ballast for long snapshot uploads: 4,000 pages of random bytes.
+    sql(
+        &db,
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, v BLOB); \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 4000) \
+         INSERT INTO big SELECT i, randomblob(4000) FROM n;",
+    );
+    let tuning = Tuning {
+        min_checkpoint_page_count: 20,
+        max_checkpoint_page_count: 400,
+        ..Tuning::default()
+    };
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(
+            &db,
+            &tuning,
+            store,
+            &[
+                "retention: 2s",
+                "retention-check-interval: 500ms",
+                "snapshot-interval: 3s",
+            ],
+        ),
+    );
+    // Sync (200 ms) and monitor (100 ms) intervals, plus a margin for a snapshot of a new
+    // generation on a busy 2-core machine.
+    let bound = Duration::from_millis(300 + 4000);
+    let writer = Writer::start(
+        &db,
+        &WriterPlan {
+            first_id: 1,
+            count: 0,
+            blob: 600,
+            checkpoint_every: 150,
+            pause_ms: 3,
+        },
+    );
+    writer.wait_for_commits(20, WRITER_TIMEOUT);
+    let mut tally = Tally::default();
+    let mut prefixes = Vec::new();
+    for kill in 0..kills {
+        let pick = usize::try_from(rng.range(0, 5)).expect("0..5 fits in usize");
+        let moment = MOMENTS[pick];
+        let lead = Duration::from_millis(rng.range(200, 2500));
+        let started = Instant::now();
+        let mut replicate = Replicate::with_config(&our_bin(), &config);
+        // Not a wait for replication: the kill lands at a chosen, random moment.
+        thread::sleep(lead);
+        if let Some((needle, max_delay_ms)) = moment.trigger(store.is_s3()) {
+            let mark = replicate.log_len();
+            if !replicate.poll_log_since(mark, needle, EVENT_TIMEOUT) {
+                tally.missed += 1;
+            }
+            thread::sleep(Duration::from_millis(rng.range(0, max_delay_ms + 1)));
+        }
+        let killed_at = Instant::now();
+        let exited = replicate.stop(Signal::SIGKILL);
+        let log = &exited.log;
+        if unfinished(log, "msg=\"write snapshot\"", "msg=\"snapshot written\"") {
+            tally.mid_snapshot += 1;
+        }
+        if unfinished(
+            log,
+            "msg=\"write wal segment\"",
+            "msg=\"wal segment written\"",
+        ) {
+            tally.mid_segment += 1;
+        }
+        match moment {
+            Moment::Checkpoint => tally.after_checkpoint += 1,
+            Moment::Retention => tally.after_retention += 1,
+            _ => {}
+        }
+        let must_have = writer
+            .commits()
+            .iter()
+            .filter(|(_, at)| (*at).max(started) + bound <= killed_at)
+            .map(|(id, _)| *id)
+            .max()
+            .unwrap_or(0);
+        let what = format!(
+            "seed {seed:#x} kill {kill} ({moment:?}, lead {lead:?}, {} commits so far)",
+            writer.commits().len()
+        );
+        let out = scene.out_path(&format!("kill-{kill}"));
+        let restored = try_restore(&our_bin(), &config, &db, &out);
+        let committed = writer
+            .commits()
+            .iter()
+            .map(|(id, _)| *id)
+            .max()
+            .unwrap_or(0);
+        let Some(restored) = restored else {
+            assert_eq!(
+                must_have, 0,
+                "{what}: no backup, but commit {must_have} was older than {bound:?} at the kill\n{log}"
+            );
+            tally.empty += 1;
+            continue;
+        };
+        assert_eq!(restored.integrity, "ok", "{what}: integrity_check\n{log}");
+        assert!(
+            restored.is_prefix() && restored.max_id <= committed,
+            "{what}: restored ids are not 1..k with k <= {committed}: {restored:?}\n{log}"
+        );
+        assert!(
+            restored.max_id >= must_have,
+            "{what}: restored rows 1..{} but commit {must_have} was older than {bound:?} at the \
+             kill\n{log}",
+            restored.max_id,
+        );
+        // Only the digest is kept: 16 MB a restore adds up over the kills.
+        let _ = fs::remove_dir_all(out.parent().expect("an output path has a folder"));
+        prefixes.push((what, restored));
+    }
+
+    let replicate = Replicate::with_config(&our_bin(), &config);
+    let seen = writer.commits().len();
+    writer.wait_for_commits(seen + 50, WRITER_TIMEOUT);
+    let (commits, _) = writer.finish(WRITER_TIMEOUT);
+    replicate.stop_ok();
+    let last = commits.iter().map(|(id, _)| *id).max().unwrap_or(0);
+    let source = source_digest(&db);
+    assert!(
+        source.is_prefix() && source.max_id == last,
+        "seed {seed:#x}: the source holds {source:?}, the writer committed 1..{last}"
+    );
+    let big = table_sha256(&source.path, "big");
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("final"));
+    assert_same_rows(&ours, &source, &format!("seed {seed:#x}: final restore"));
+    assert_eq!(
+        table_sha256(&ours.path, "big"),
+        big,
+        "seed {seed:#x}: final restore, table big"
+    );
+    let theirs = restore(
+        &reference_bin(),
+        &config,
+        &db,
+        &scene.out_path("final-litestream"),
+    );
+    assert_same_rows(
+        &theirs,
+        &source,
+        &format!("seed {seed:#x}: final restore by Litestream 0.3.13"),
+    );
+    // Each restored prefix holds the source's rows, not just their ids.
+    for (what, restored) in &prefixes {
+        let expected = digests(std::slice::from_ref(&source.path), Some(restored.max_id)).remove(0);
+        assert_eq!(
+            rows_of(restored),
+            rows_of(&expected),
+            "{what}: the restored rows differ from the source's"
+        );
+    }
+    report_tally(store, seed, kills, &tally);
+}
+
+#[expect(
+    clippy::print_stderr,
+    reason = "where the kills landed is the test's figure (shown with --no-capture)"
+)]
+fn report_tally(store: &Store, seed: u64, kills: usize, tally: &Tally) {
+    let name = if store.is_s3() { "s3" } else { "file" };
+    eprintln!("{name} replica, seed {seed:#x}, {kills} kills: {tally:?}");
+}
+
+#[test]
+fn replicate_killed_at_25_moments_with_file_replica_restores_prefixes() {
+    let scene = Scene::new();
+    kill_at_random_moments(&Store::File(scene.join("replica")), 25);
+}
+
+#[test]
+fn replicate_killed_at_25_moments_with_s3_replica_restores_prefixes() {
+    kill_at_random_moments(&Store::s3(), 25);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A TRUNCATE checkpoint by the application while replicate is stopped.
+// ---------------------------------------------------------------------------------------------
+
+/// Checks that `restored` is a state the database had: integrity ok, ids `1..k` with
+/// `k >= floor`, each row as in `source` (rows only ever get appended).
+fn assert_past_state(restored: &Digest, source: &Digest, floor: u64, what: &str) {
+    assert_eq!(restored.integrity, "ok", "{what}: integrity_check");
+    assert!(
+        restored.is_prefix() && restored.max_id >= floor && restored.max_id <= source.max_id,
+        "{what}: restored ids are not 1..k with {floor} <= k <= {}: {restored:?}",
+        source.max_id
+    );
+    let expected = digests(std::slice::from_ref(&source.path), Some(restored.max_id)).remove(0);
+    assert_eq!(
+        rows_of(restored),
+        rows_of(&expected),
+        "{what}: restored rows 1..{} differ from the database's",
+        restored.max_id
+    );
+}
+
+/// Restores with ours until the restore is identical to `source` (each one on the way must be
+/// a state the database had, with at least rows `1..floor`).
+fn wait_restores_source(
+    replicate: &mut Replicate,
+    scene: &Scene,
+    config: &Path,
+    db: &Path,
+    source: &Digest,
+    floor: u64,
+    what: &str,
+) {
+    let mut attempt = 0;
+    let prefix = what.replace(' ', "-");
+    replicate.wait_until(
+        &format!("{what}: a restore identical to the database ({source:?})"),
+        SYNC_TIMEOUT,
+        |_| {
+            attempt += 1;
+            let out = scene.out_path(&format!("{prefix}-{attempt}"));
+            let restored = try_restore(&our_bin(), config, db, &out);
+            restored.as_ref().is_some_and(|restored| {
+                assert_past_state(
+                    restored,
+                    source,
+                    floor,
+                    &format!("{what}, restore {attempt}"),
+                );
+                rows_of(restored) == rows_of(source)
+            })
+        },
+    );
+}
+
+/// Ours replicates rows 1..200 to a file replica and stops with `stop`; with replicate
+/// stopped, the application (one connection, kept open) commits rows 201..300, runs
+/// `PRAGMA wal_checkpoint(TRUNCATE)` and commits `rows_after` more rows; ours starts again.
+/// Whether it starts a new generation or goes on in the same one, every restore is a state
+/// the database had, and the last one is identical to it.
+fn truncate_while_stopped(stop: Signal, rows_after: u64) {
+    let scene = Scene::new();
+    let (db, replica) = (scene.join("app.db"), scene.join("replica"));
+    create_db(&db, 4096);
+    insert_rows(&db, 1, 100, 200);
+    let store = Store::File(replica.clone());
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(&db, &Tuning::default(), &store, &[]),
+    );
+    let mut app = Session::open(&db);
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    replicate.wait_until("a first snapshot and segment", SYNC_TIMEOUT, |_| {
+        has_synced(&replica)
+    });
+    app.run_ok(&rows_sql(101, 100, 200));
+    let first = backup_digest(&db, &scene.join("first.db"));
+    wait_restores_source(
+        &mut replicate,
+        &scene,
+        &config,
+        &db,
+        &first,
+        100,
+        "first run",
+    );
+    let before = generations(&replica);
+    let exited = replicate.stop(stop);
+    if stop == Signal::SIGTERM {
+        assert_eq!(exited.code, Some(0), "SIGTERM:\n{}", exited.log);
+    }
+
+    app.run_ok(&rows_sql(201, 50, 200));
+    app.run_ok(&rows_sql(251, 50, 200));
+    let result = app.run_ok("PRAGMA wal_checkpoint(TRUNCATE)");
+    assert!(
+        result.starts_with("[(0,"),
+        "the TRUNCATE checkpoint was busy: {result}"
+    );
+    let wal_len = fs::metadata(wal_path(&db)).map_or(0, |meta| meta.len());
+    assert_eq!(
+        wal_len, 0,
+        "the TRUNCATE checkpoint left a WAL of {wal_len} bytes"
+    );
+    for first_id in (301..301 + rows_after).step_by(25) {
+        let count = (301 + rows_after - first_id).min(25);
+        app.run_ok(&rows_sql(first_id, count, 200));
+    }
+    let source = backup_digest(&db, &scene.join("source.db"));
+    assert_eq!(source.max_id, 300 + rows_after);
+
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    wait_restores_source(
+        &mut replicate,
+        &scene,
+        &config,
+        &db,
+        &source,
+        200,
+        "second run",
+    );
+    let log = replicate.stop_ok().log;
+    app.close();
+    let after = generations(&replica);
+    let new_generation = after.iter().any(|name| !before.contains(name));
+    let what = format!(
+        "{stop} then TRUNCATE; {} (generations {before:?} then {after:?})",
+        if new_generation {
+            "new generation"
+        } else {
+            "same generation"
+        }
+    );
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"));
+    assert_same_rows(&ours, &source, &format!("{what}: restored by ours\n{log}"));
+    let theirs = restore(
+        &reference_bin(),
+        &config,
+        &db,
+        &scene.out_path("litestream"),
+    );
+    assert_same_rows(
+        &theirs,
+        &source,
+        &format!("{what}: restored by Litestream 0.3.13\n{log}"),
+    );
+}
+
+#[test]
+fn truncate_checkpoint_while_stopped_by_sigterm_restores_db() {
+    truncate_while_stopped(Signal::SIGTERM, 100);
+}
+
+#[test]
+fn truncate_checkpoint_while_stopped_by_sigkill_restores_db() {
+    truncate_while_stopped(Signal::SIGKILL, 100);
+}
+
+#[test]
+fn truncate_checkpoint_leaving_empty_wal_while_stopped_restores_db() {
+    truncate_while_stopped(Signal::SIGKILL, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A writer and checkpoints during the first snapshot of a large database.
+// ---------------------------------------------------------------------------------------------
+
+/// A python3 process rewriting random rows of `big` (ids `1..=rows`), one per transaction, with
+/// a PASSIVE or TRUNCATE checkpoint every 10 commits, until [`Churn::finish`].
+struct Churn {
+    child: Child,
+    stop_file: PathBuf,
+}
+
+impl Churn {
+    fn start(db: &Path, rows: u64) -> Self {
+        const SCRIPT: &str = r#"
+import os, random, sqlite3, sys, time
+db, rows, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+con = sqlite3.connect(db, timeout=30, isolation_level=None)
+n = 0
+while not os.path.exists(stop):
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("UPDATE big SET v = randomblob(4000) WHERE id = ?", (random.randint(1, rows),))
+    con.execute("COMMIT")
+    n += 1
+    if n % 10 == 0:
+        con.execute("PRAGMA busy_timeout=100")
+        con.execute("PRAGMA wal_checkpoint(%s)" % ("TRUNCATE" if n % 20 == 0 else "PASSIVE")).fetchall()
+        con.execute("PRAGMA busy_timeout=30000")
+    time.sleep(0.005)
+print(n)
+con.close()
+"#;
+        let stop_file = db.with_extension("churn-stop");
+        let child = Command::new("python3")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(db)
+            .arg(rows.to_string())
+            .arg(&stop_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run python3: {err}"));
+        Self { child, stop_file }
+    }
+
+    /// Stops it; returns how many rows it rewrote.
+    fn finish(mut self) -> u64 {
+        fs::write(&self.stop_file, "")
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", self.stop_file.display()));
+        let child = std::mem::replace(
+            &mut self.child,
+            Command::new("true")
+                .spawn()
+                .unwrap_or_else(|err| panic!("cannot run true: {err}")),
+        );
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|err| panic!("cannot wait for the churn: {err}"));
+        assert!(
+            output.status.success(),
+            "the churn failed: {}",
+            output.status
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|err| panic!("the churn printed {:?}: {err}", output.stdout))
+    }
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        // Cleanup after a failed test; a finished churn is already gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn first_snapshot_of_200_mb_db_under_writes_and_checkpoints_restores_same() {
+    const BIG_ROWS: u64 = 50_000;
+    let scene = Scene::new();
+    let db = scene.join("app.db");
+    // A rollback journal while loading: the 200 MB go straight into the database file.
+    sql(
+        &db,
+        &format!(
+            "PRAGMA page_size=4096; CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v BLOB); \
+             CREATE TABLE big (id INTEGER PRIMARY KEY, v BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < {BIG_ROWS}) \
+             INSERT INTO big SELECT i, randomblob(4000) FROM n; PRAGMA journal_mode=WAL;"
+        ),
+    );
+    let store = Store::File(scene.join("replica"));
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(&db, &Tuning::default(), &store, &[]),
+    );
+    let writer = Writer::start(
+        &db,
+        &WriterPlan {
+            first_id: 1,
+            count: 0,
+            blob: 500,
+            checkpoint_every: 20,
+            pause_ms: 5,
+        },
+    );
+    let churn = Churn::start(&db, BIG_ROWS);
+    writer.wait_for_commits(10, WRITER_TIMEOUT);
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    replicate.wait_for_log("msg=\"write snapshot\"", SYNC_TIMEOUT);
+    let at_start = writer.commits().len();
+    replicate.wait_for_log("msg=\"snapshot written\"", COMMAND_TIMEOUT);
+    let at_end = writer.commits().len();
+    assert!(
+        at_end > at_start,
+        "no commit during the first snapshot ({at_start} before and after): the test tests nothing"
+    );
+    writer.wait_for_commits(at_end + 50, WRITER_TIMEOUT);
+    let rewritten = churn.finish();
+    let (commits, checkpoints) = writer.finish(WRITER_TIMEOUT);
+    let log = replicate.stop_ok().log;
+    let what = format!(
+        "{} commits ({} during the first snapshot), {rewritten} rows of big rewritten, {} \
+         application checkpoints",
+        commits.len(),
+        at_end - at_start,
+        checkpoints.len()
+    );
+
+    let source = source_digest(&db);
+    assert_eq!(
+        source.rows,
+        u64::try_from(commits.len()).expect("fits"),
+        "{what}"
+    );
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"));
+    assert_same_rows(&ours, &source, &format!("{what}: table t\n{log}"));
+    assert_eq!(
+        table_sha256(&ours.path, "big"),
+        table_sha256(&source.path, "big"),
+        "{what}: table big\n{log}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Disk full.
+// ---------------------------------------------------------------------------------------------
+
+/// A tmpfs mounted at a folder, unmounted on drop. Mounting needs root, which CI has: a failed
+/// mount fails the test rather than skipping it.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size_mib: u32) -> Self {
+        fs::create_dir_all(dir)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run mount: {err}"));
+        assert!(
+            output.status.success(),
+            "cannot mount a {size_mib} MiB tmpfs at {} ({}): the disk-full tests need root, as \
+             in CI: {}",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Fills the file system with `<dir>/filler` until a write fails with ENOSPC; returns the
+    /// filler's path.
+    fn fill(&self) -> PathBuf {
+        let path = self.dir.join("filler");
+        let mut file = fs::File::create(&path)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", path.display()));
+        for chunk in [1 << 20, 4096, 512] {
+            let buf = vec![0xa5_u8; chunk];
+            let err = loop {
+                if let Err(err) = file.write_all(&buf) {
+                    break err;
+                }
+            };
+            assert_eq!(
+                err.raw_os_error(),
+                Some(nix::libc::ENOSPC),
+                "filling {}: {err}",
+                path.display()
+            );
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Best effort: a lazy unmount when something still holds a file open.
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|status| status.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// The first line of `log` after byte `mark` reporting ENOSPC.
+fn enospc_line(log: &str, mark: usize) -> Option<String> {
+    log.get(mark..)?
+        .lines()
+        .find(|line| line.to_lowercase().contains("no space left on device"))
+        .map(str::to_owned)
+}
+
+/// Waits until `replicate` logs ENOSPC naming `path`, then until it tries (and fails) once more
+/// without exiting; returns the first such line.
+fn wait_enospc(replicate: &mut Replicate, mark: usize, path: &Path) -> String {
+    replicate.wait_until("an error about the full disk", SYNC_TIMEOUT, |log| {
+        enospc_line(log, mark).is_some()
+    });
+    let line = enospc_line(&replicate.log(), mark).expect("just seen");
+    let error = line.split_once("error=").map_or("", |(_, error)| error);
+    assert!(
+        error.contains(&path.display().to_string()),
+        "the error does not name a path under {}: {line}",
+        path.display()
+    );
+    let again = replicate.log_len();
+    replicate.wait_until("another attempt on the full disk", SYNC_TIMEOUT, |log| {
+        enospc_line(log, again).is_some()
+    });
+    line
+}
+
+#[test]
+fn db_disk_full_logs_shadow_path_and_resumes_when_space_returns() {
+    let scene = Scene::new();
+    let tmpfs = Tmpfs::mount(&scene.join("dbfs"), 16);
+    let db = tmpfs.dir.join("app.db");
+    create_db(&db, 4096);
+    insert_rows(&db, 1, 1000, 400);
+    let replica = scene.join("replica");
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(&db, &Tuning::default(), &Store::File(replica.clone()), &[]),
+    );
+    let mut app = Session::open(&db);
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    replicate.wait_until("a first snapshot and segment", SYNC_TIMEOUT, |_| {
+        has_synced(&replica)
+    });
+    // ~130 pages of WAL in one commit; the engine's checkpoint then restarts the WAL, whose
+    // file keeps its size: the small commits below reuse its blocks and need no free space.
+    let mark = replicate.log_len();
+    app.run_ok("UPDATE t SET v = randomblob(400);");
+    assert!(
+        replicate.poll_log_since(mark, "msg=checkpoint ", SYNC_TIMEOUT),
+        "no checkpoint after a 500 kB commit:\n{}",
+        replicate.log()
+    );
+    let filler = tmpfs.fill();
+    let mark = replicate.log_len();
+    for first_id in (1001..1051).step_by(5) {
+        app.run(&rows_sql(first_id, 5, 100)).unwrap_or_else(|err| {
+            panic!("the application cannot commit on the full disk (its WAL has room): {err}")
+        });
+    }
+    let line = wait_enospc(&mut replicate, mark, &tmpfs.dir.join(".app.db-litestream"));
+    let source = backup_digest(&db, &scene.join("source.db"));
+    assert_eq!(source.max_id, 1050);
+    fs::remove_file(&filler)
+        .unwrap_or_else(|err| panic!("cannot remove {}: {err}", filler.display()));
+    wait_restores_source(
+        &mut replicate,
+        &scene,
+        &config,
+        &db,
+        &source,
+        1000,
+        "space returned",
+    );
+    let log = replicate.stop_ok().log;
+    app.close();
+    let what = format!("after the disk-full error {line:?}\n{log}");
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"));
+    assert_same_rows(&ours, &source, &format!("restored by ours {what}"));
+    let theirs = restore(
+        &reference_bin(),
+        &config,
+        &db,
+        &scene.out_path("litestream"),
+    );
+    assert_same_rows(
+        &theirs,
+        &source,
+        &format!("restored by Litestream 0.3.13 {what}"),
+    );
+}
+
+#[test]
+fn replica_disk_full_logs_replica_path_and_resumes_when_space_returns() {
+    let scene = Scene::new();
+    let db = scene.join("app.db");
+    create_db(&db, 4096);
+    insert_rows(&db, 1, 1000, 400);
+    let tmpfs = Tmpfs::mount(&scene.join("replica"), 8);
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(
+            &db,
+            &Tuning::default(),
+            &Store::File(tmpfs.dir.clone()),
+            &[],
+        ),
+    );
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    replicate.wait_until("a first snapshot and segment", SYNC_TIMEOUT, |_| {
+        has_synced(&tmpfs.dir)
+    });
+    let filler = tmpfs.fill();
+    let mark = replicate.log_len();
+    insert_rows(&db, 1001, 300, 400);
+    let line = wait_enospc(&mut replicate, mark, &tmpfs.dir);
+    let source = backup_digest(&db, &scene.join("source.db"));
+    assert_eq!(source.max_id, 1300);
+    fs::remove_file(&filler)
+        .unwrap_or_else(|err| panic!("cannot remove {}: {err}", filler.display()));
+    wait_restores_source(
+        &mut replicate,
+        &scene,
+        &config,
+        &db,
+        &source,
+        1000,
+        "space returned",
+    );
+    let log = replicate.stop_ok().log;
+    let what = format!("after the disk-full error {line:?}\n{log}");
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"));
+    assert_same_rows(&ours, &source, &format!("restored by ours {what}"));
+    let theirs = restore(
+        &reference_bin(),
+        &config,
+        &db,
+        &scene.out_path("litestream"),
+    );
+    assert_same_rows(
+        &theirs,
+        &source,
+        &format!("restored by Litestream 0.3.13 {what}"),
+    );
+}
