@@ -15,6 +15,7 @@ mod ci;
 mod command;
 mod dist;
 mod fuzz;
+mod soak;
 #[cfg(test)]
 mod tidy;
 mod tools;
@@ -36,6 +37,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "fuzz",
         "`fuzz [--secs N] [target...]`: each cargo-fuzz target N s (600) on a fixture-seeded corpus",
+    ),
+    (
+        "soak",
+        "`soak [--mins N]`: N min (30) of replicate under a mixed load: flat RSS, no errors, exact restore",
     ),
     (
         "dist",
@@ -66,6 +71,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("error: fuzz: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("soak") => match soak::run(&root, &args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: soak: {err:#}");
                 ExitCode::FAILURE
             }
         },
