@@ -5,6 +5,7 @@ mod compat;
 mod config;
 mod crash;
 mod faults;
+mod hardening;
 mod help;
 mod listing;
 mod replicate;
