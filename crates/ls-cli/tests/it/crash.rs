@@ -382,6 +382,9 @@ struct Tally {
     missed: u32,
     /// Restores that found no backup (killed before the first snapshot).
     empty: u32,
+    /// The oldest commit a restore lacked, by its age at the kill (counted from the start of
+    /// `replicate` when older): how much of the allowed lag the worst kill used.
+    worst_lag: Duration,
 }
 
 /// Whether the log has more lines with `started` than with `finished`.
@@ -443,9 +446,14 @@ fn kill_at_random_moments(store: &Store, kills: usize) {
     writer.wait_for_commits(20, WRITER_TIMEOUT);
     let mut tally = Tally::default();
     let mut prefixes = Vec::new();
-    for kill in 0..kills {
-        let pick = usize::try_from(rng.range(0, 5)).expect("0..5 fits in usize");
-        let moment = MOMENTS[pick];
+    // Each moment as often as the others, in a random order (Fisher-Yates).
+    let mut schedule: Vec<Moment> = (0..kills).map(|n| MOMENTS[n % MOMENTS.len()]).collect();
+    for n in (1..schedule.len()).rev() {
+        let upper = u64::try_from(n + 1).expect("a count fits in u64");
+        let other = usize::try_from(rng.range(0, upper)).expect("below a usize");
+        schedule.swap(n, other);
+    }
+    for (kill, moment) in schedule.into_iter().enumerate() {
         let lead = Duration::from_millis(rng.range(200, 2500));
         let started = Instant::now();
         let mut replicate = Replicate::with_config(&our_bin(), &config);
@@ -514,6 +522,14 @@ fn kill_at_random_moments(store: &Store, kills: usize) {
              kill\n{log}",
             restored.max_id,
         );
+        let lag = writer
+            .commits()
+            .iter()
+            .filter(|(id, _)| *id > restored.max_id)
+            .map(|(_, at)| killed_at.saturating_duration_since((*at).max(started)))
+            .max()
+            .unwrap_or_default();
+        tally.worst_lag = tally.worst_lag.max(lag);
         // Only the digest is kept: 16 MB a restore adds up over the kills.
         let _ = fs::remove_dir_all(out.parent().expect("an output path has a folder"));
         prefixes.push((what, restored));
