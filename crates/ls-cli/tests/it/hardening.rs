@@ -10,9 +10,19 @@
 //! Litestream 0.3.13 gives them (the database file's mode for files, its folder's mode for
 //! folders), and a restored database is not readable by others when the source was not.
 
+#[path = "../../../ls-backends/tests/it/servers.rs"]
+#[expect(
+    dead_code,
+    clippy::duplicate_mod,
+    reason = "cloud.rs loads the same harness for all its servers; these tests use moto only"
+)]
+mod servers;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -21,7 +31,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::fixtures::{Case, db_summary, our_bin, reference_bin};
+use crate::support::fixtures::{Case, db_summary, our_bin, reference_bin, workspace_root};
 use crate::support::replicate::{
     Replicate, Scene, Tuning, config_yaml, create_db, file_url, insert_rows,
 };
@@ -560,5 +570,145 @@ fn config_mutated_files_load_or_fail_cleanly() {
                 out.stderr
             );
         }
+    }
+}
+
+/// PUTs `body` as the object `key` (sent as is, `..` and all) of bucket `bkt` on moto at `addr`.
+fn s3_put(addr: &str, key: &str, body: &[u8]) {
+    let mut stream = TcpStream::connect(addr).expect("moto accepts connections");
+    write!(
+        stream,
+        "PUT /bkt/{key} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .and_then(|()| stream.write_all(body))
+    .expect("the request is sent");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("the response is read");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "PUT {key}: {response}"
+    );
+}
+
+/// Our `litestream args...` with the config `config`; returns (exit code, stdout + stderr).
+fn run_s3(config: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(our_bin())
+        .args(args)
+        .arg("-config")
+        .arg(config)
+        .arg(config.with_file_name("app.db"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run litestream");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !text.contains("panicked"),
+        "litestream {args:?} panicked:\n{text}"
+    );
+    (output.status.code(), text)
+}
+
+/// An S3 replica (moto) holding the `basic` fixture's objects, keys no Litestream writes (huge
+/// numbers, doubled slashes, non-UTF-8 escapes) and a newer valid-looking generation outside
+/// the replica's prefix: listings show only the replica's objects and restore gives the
+/// fixture's rows. Then keys with `.` or `..` segments: no panic and nothing read from outside
+/// the prefix (Litestream 0.3.13 ignores such keys; object_store refuses to list them, which
+/// makes the listing fail as a whole: reported to ls-backends).
+#[test]
+fn listings_hostile_s3_replica_show_only_its_own_objects() {
+    let moto = servers::moto("bkt");
+    let case = Case::load("basic");
+    let generation = case
+        .dir()
+        .join("replica")
+        .join("generations")
+        .join(BASIC_GENERATION);
+    for kind in ["snapshots", "wal"] {
+        for entry in fs::read_dir(generation.join(kind)).expect("a fixture folder") {
+            let path = entry.expect("an entry").path();
+            let name = path.file_name().expect("a name").to_string_lossy();
+            let bytes = fs::read(&path).expect("a fixture file");
+            s3_put(
+                &moto.addr,
+                &format!("db/generations/{BASIC_GENERATION}/{kind}/{name}"),
+                &bytes,
+            );
+        }
+    }
+    let garbage = b"not an lz4 frame, must never be read";
+    for key in [
+        "outside/generations/dddddddddddddddd/snapshots/00000000.snapshot.lz4".to_owned(),
+        "db/generations/dddddddddddddddd0/snapshots/00000000.snapshot.lz4".to_owned(),
+        "db/generations/ffffffffffffffffffff/snapshots/00000000.snapshot.lz4".to_owned(),
+        "db/generations/%FF%FEdddddddddddddd/snapshots/00000000.snapshot.lz4".to_owned(),
+        format!("db/generations/{BASIC_GENERATION}/snapshots/ffffffffffffffffffff.snapshot.lz4"),
+        format!("db/generations/{BASIC_GENERATION}/snapshots/00000009.snapshot.lz4/x"),
+        format!("db/generations/{BASIC_GENERATION}/wal/ffffffffffffffffffff_00000000.wal.lz4"),
+        format!("db/generations/{BASIC_GENERATION}//wal/00000009_00000000.wal.lz4"),
+        format!("db/generations/{BASIC_GENERATION}/wal/00000009_00000000.wal.lz4/"),
+    ] {
+        s3_put(&moto.addr, &key, garbage);
+    }
+    let config = case.dir().join("litestream.yml");
+    fs::write(
+        &config,
+        format!(
+            "dbs:\n  - path: {}\n    replicas:\n      - type: s3\n        bucket: bkt\n        \
+             path: db\n        endpoint: http://{}\n        region: us-east-1\n        \
+             force-path-style: true\n        access-key-id: x\n        secret-access-key: y\n",
+            case.dir().join("app.db").display(),
+            moto.addr
+        ),
+    )
+    .expect("config");
+
+    // `generations` with a config also reads the database.
+    create_db(&case.dir().join("app.db"), 4096);
+    let (code, generations) = run_s3(&config, &["generations"]);
+    assert_eq!(code, Some(0), "{generations}");
+    assert_eq!(generations.lines().count(), 2, "{generations}");
+    let (code, snapshots) = run_s3(&config, &["snapshots"]);
+    assert_eq!(code, Some(0), "{snapshots}");
+    assert_eq!(snapshots.lines().count(), 2, "{snapshots}");
+    let (code, wal) = run_s3(&config, &["wal"]);
+    assert_eq!(code, Some(0), "{wal}");
+    assert_eq!(wal.lines().count(), 5, "{wal}");
+    let out = case.dir().join("restored").join("out.db");
+    let out_text = out.to_string_lossy().into_owned();
+    let (code, text) = run_s3(&config, &["restore", "-o", &out_text]);
+    assert_eq!(code, Some(0), "{text}");
+    let summary = db_summary(&out);
+    let json: Value =
+        serde_json::from_str(&fs::read_to_string(case.dir().join("case.json")).expect("case.json"))
+            .expect("case.json is JSON");
+    assert_eq!(Some(summary.rows), json["rows"].as_u64());
+    assert_eq!(
+        Some(summary.rows_sha256.as_str()),
+        json["rows_sha256"].as_str()
+    );
+
+    for key in [
+        "db/generations/../outside/generations/dddddddddddddddd/snapshots/00000000.snapshot.lz4"
+            .to_owned(),
+        format!("db/generations/{BASIC_GENERATION}/snapshots/../../../../x/00000009.snapshot.lz4"),
+        format!("db/generations/{BASIC_GENERATION}/wal/./00000009_00000000.wal.lz4"),
+    ] {
+        s3_put(&moto.addr, &key, garbage);
+    }
+    for args in [
+        &["snapshots"][..],
+        &["wal"],
+        &["restore", "-o", &format!("{out_text}2")],
+    ] {
+        let (code, text) = run_s3(&config, args);
+        assert!(matches!(code, Some(0 | 1)), "{args:?}: {code:?}\n{text}");
+        assert!(
+            !text.contains("dddddddddddddddd  "),
+            "{args:?} listed the outside:\n{text}"
+        );
     }
 }
