@@ -180,3 +180,47 @@ proptest! {
         path_parser_body(name.as_bytes());
     }
 }
+
+/// Names a hostile replica listing may hold (issue #6): none parses as an object or a
+/// generation, so no path is ever built from them.
+#[test]
+fn layout_hostile_names_never_parse() {
+    for name in [
+        "ffffffffffffffffffff.snapshot.lz4",
+        "100000000.snapshot.lz4",
+        "FFFFFFFF.snapshot.lz4",
+        "+0000001.snapshot.lz4",
+        " 0000001.snapshot.lz4",
+        "0000000\u{663}.snapshot.lz4",
+        "../00000000.snapshot.lz4",
+        "00000000.snapshot.lz4/..",
+        "00000000.snapshot.lz4\0",
+        "./00000000.snapshot.lz4",
+    ] {
+        assert_eq!(layout::parse_snapshot_name(name), None, "{name:?}");
+        let wal = name.replace(".snapshot", "_00000000.wal");
+        assert_eq!(layout::parse_wal_segment_name(&wal), None, "{wal:?}");
+    }
+    for name in [
+        "ffffffffffffffffffff_00000000.wal.lz4",
+        "00000000_ffffffffffffffffffff.wal.lz4",
+        "00000000_00000000_00000000.wal.lz4",
+        "00000000/00000000.wal.lz4",
+        "00000000_../00000.wal.lz4",
+        "-0000001_00000000.wal.lz4",
+    ] {
+        assert_eq!(layout::parse_wal_segment_name(name), None, "{name:?}");
+    }
+    for name in [
+        "..",
+        "../../etc/passwd",
+        "0123456789abcde/",
+        "/123456789abcdef",
+        "0123456789ABCDEF",
+        "ffffffffffffffffffff",
+        "0123456789abcde\u{fffd}",
+        "0123456789abcdef\0",
+    ] {
+        assert!(Generation::parse(name).is_err(), "{name:?}");
+    }
+}
