@@ -102,9 +102,10 @@ fn config_yaml(db: &Path, tuning: &Tuning, store: &Store, replica_extra: &[&str]
     yaml
 }
 
-/// `bin restore -config config -o out -if-replica-exists db`, digested; `None` when the
-/// replica holds no backup yet. Panics unless the command exits 0.
-fn try_restore(bin: &Path, config: &Path, db: &Path, out: &Path) -> Option<Digest> {
+/// `bin restore -config config -o out -if-replica-exists db`, digested; `Ok(None)` when the
+/// replica holds no backup yet; `Err` saying what went wrong when the command fails or the
+/// restored file is not a sound database.
+fn try_restore(bin: &Path, config: &Path, db: &Path, out: &Path) -> Result<Option<Digest>, String> {
     let (config_text, db_text, out_text) = (
         config.to_string_lossy(),
         db.to_string_lossy(),
@@ -121,26 +122,53 @@ fn try_restore(bin: &Path, config: &Path, db: &Path, out: &Path) -> Option<Diges
     ];
     let cwd = out.parent().expect("an output path has a folder");
     let exited = Replicate::start(bin, &args, cwd).wait(COMMAND_TIMEOUT);
-    assert_eq!(
-        exited.code,
-        Some(0),
-        "`{} {}` failed:\n{}",
-        bin.display(),
-        args.join(" "),
-        exited.log
-    );
-    out.exists().then(|| digest(out))
+    let command = format!("`{} {}`", bin.display(), args.join(" "));
+    if exited.code != Some(0) {
+        return Err(format!(
+            "{command} exited with {:?}:\n{}",
+            exited.code, exited.log
+        ));
+    }
+    if !out.exists() {
+        return Ok(None);
+    }
+    let health = health(out);
+    if health != "ok" {
+        return Err(format!(
+            "{command} wrote an unsound database: {health}\n{}",
+            exited.log
+        ));
+    }
+    Ok(Some(digest(out)))
 }
 
-/// [`try_restore`], panicking when the replica holds no backup.
-fn restore(bin: &Path, config: &Path, db: &Path, out: &Path) -> Digest {
-    try_restore(bin, config, db, out).unwrap_or_else(|| {
-        panic!(
-            "`{} restore` of {} found no backup",
+/// [`try_restore`], panicking with `what` when it fails or the replica holds no backup.
+fn restore(bin: &Path, config: &Path, db: &Path, out: &Path, what: &str) -> Digest {
+    match try_restore(bin, config, db, out) {
+        Ok(Some(restored)) => restored,
+        Ok(None) => panic!(
+            "{what}: `{} restore` of {} found no backup",
             bin.display(),
             db.display()
-        )
-    })
+        ),
+        Err(err) => panic!("{what}: {err}"),
+    }
+}
+
+/// `ok` when `db` opens, passes `PRAGMA integrity_check` and has a readable table `t`; else
+/// what SQLite said.
+fn health(db: &Path) -> String {
+    const SCRIPT: &str = r#"
+import sqlite3, sys
+try:
+    con = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+    lines = [r[0] for r in con.execute("PRAGMA integrity_check")]
+    con.execute("SELECT count(*), sum(length(v)) FROM t").fetchone()
+    print("; ".join(lines))
+except Exception as err:
+    print("%s: %s" % (type(err).__name__, err))
+"#;
+    python(&[SCRIPT, &db.to_string_lossy()]).trim().to_owned()
 }
 
 /// The rows of `t` of a digest: count, smallest and largest id, SHA-256.
@@ -496,7 +524,8 @@ fn kill_at_random_moments(store: &Store, kills: usize) {
             writer.commits().len()
         );
         let out = scene.out_path(&format!("kill-{kill}"));
-        let restored = try_restore(&our_bin(), &config, &db, &out);
+        let restored = try_restore(&our_bin(), &config, &db, &out)
+            .unwrap_or_else(|err| panic!("{what}: {err}\nkilled process:\n{log}"));
         let committed = writer
             .commits()
             .iter()
@@ -547,7 +576,13 @@ fn kill_at_random_moments(store: &Store, kills: usize) {
         "seed {seed:#x}: the source holds {source:?}, the writer committed 1..{last}"
     );
     let big = table_sha256(&source.path, "big");
-    let ours = restore(&our_bin(), &config, &db, &scene.out_path("final"));
+    let ours = restore(
+        &our_bin(),
+        &config,
+        &db,
+        &scene.out_path("final"),
+        &format!("seed {seed:#x}: final restore"),
+    );
     assert_same_rows(&ours, &source, &format!("seed {seed:#x}: final restore"));
     assert_eq!(
         table_sha256(&ours.path, "big"),
@@ -559,6 +594,7 @@ fn kill_at_random_moments(store: &Store, kills: usize) {
         &config,
         &db,
         &scene.out_path("final-litestream"),
+        &format!("seed {seed:#x}: final restore by Litestream 0.3.13"),
     );
     assert_same_rows(
         &theirs,
@@ -638,7 +674,8 @@ fn wait_restores_source(
         |_| {
             attempt += 1;
             let out = scene.out_path(&format!("{prefix}-{attempt}"));
-            let restored = try_restore(&our_bin(), config, db, &out);
+            let restored = try_restore(&our_bin(), config, db, &out)
+                .unwrap_or_else(|err| panic!("{what}, restore {attempt}: {err}"));
             restored.as_ref().is_some_and(|restored| {
                 assert_past_state(
                     restored,
@@ -730,13 +767,14 @@ fn truncate_while_stopped(stop: Signal, rows_after: u64) {
             "same generation"
         }
     );
-    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"));
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"), &what);
     assert_same_rows(&ours, &source, &format!("{what}: restored by ours\n{log}"));
     let theirs = restore(
         &reference_bin(),
         &config,
         &db,
         &scene.out_path("litestream"),
+        &what,
     );
     assert_same_rows(
         &theirs,
@@ -898,7 +936,7 @@ fn first_snapshot_of_200_mb_db_under_writes_and_checkpoints_restores_same() {
         u64::try_from(commits.len()).expect("fits"),
         "{what}"
     );
-    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"));
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"), &what);
     assert_same_rows(&ours, &source, &format!("{what}: table t\n{log}"));
     assert_eq!(
         table_sha256(&ours.path, "big"),
@@ -1054,13 +1092,14 @@ fn db_disk_full_logs_shadow_path_and_resumes_when_space_returns() {
     let log = replicate.stop_ok().log;
     app.close();
     let what = format!("after the disk-full error {line:?}\n{log}");
-    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"));
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"), &what);
     assert_same_rows(&ours, &source, &format!("restored by ours {what}"));
     let theirs = restore(
         &reference_bin(),
         &config,
         &db,
         &scene.out_path("litestream"),
+        &what,
     );
     assert_same_rows(
         &theirs,
@@ -1108,13 +1147,14 @@ fn replica_disk_full_logs_replica_path_and_resumes_when_space_returns() {
     );
     let log = replicate.stop_ok().log;
     let what = format!("after the disk-full error {line:?}\n{log}");
-    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"));
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"), &what);
     assert_same_rows(&ours, &source, &format!("restored by ours {what}"));
     let theirs = restore(
         &reference_bin(),
         &config,
         &db,
         &scene.out_path("litestream"),
+        &what,
     );
     assert_same_rows(
         &theirs,
