@@ -40,7 +40,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "soak",
-        "`soak [--mins N]`: N min (30) of replicate under a mixed load: flat RSS, no errors, exact restore",
+        "`soak [--mins N] [--bin P]`: N min (30) of replicate under a mixed load: flat RSS, no errors, exact restore",
     ),
     (
         "dist",

@@ -1,5 +1,6 @@
-//! `cargo xtask soak [--mins N]`: N minutes (30 by default) of our release `litestream
-//! replicate` to a file replica under a mixed python3 load, then a restore.
+//! `cargo xtask soak [--mins N] [--bin PATH]`: N minutes (30 by default) of our release
+//! `litestream replicate` (or the binary at PATH, such as Litestream 0.3.13 for a comparison)
+//! to a file replica under a mixed python3 load, then a restore.
 //!
 //! The load inserts, updates and deletes small batches of rows many times a second, commits a
 //! big transaction (~6 MB) every one to two minutes, and checkpoints from the application
@@ -131,9 +132,12 @@ impl Drop for Replicate {
 ///
 /// On a bad argument, a failed build or setup, or when the soak fails (module doc).
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
-    let mins = parse_args(args)?;
+    let (mins, bin) = parse_args(args)?;
     let total = mins * 60;
-    let bin = build_ours(root)?;
+    let bin = match bin {
+        Some(bin) => bin,
+        None => build_ours(root)?,
+    };
     let work = root.join("target").join("soak");
     if work.exists() {
         fs::remove_dir_all(&work).with_context(|| format!("cannot clear {}", work.display()))?;
@@ -355,26 +359,38 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     )
 }
 
-/// `[--mins N]` into N.
-fn parse_args(args: &[String]) -> Result<u64> {
+/// `[--mins N] [--bin PATH]` into N and the binary to soak (ours, built, when not given; say
+/// Litestream 0.3.13 to compare).
+fn parse_args(args: &[String]) -> Result<(u64, Option<PathBuf>)> {
     let mut mins = DEFAULT_MINS;
+    let mut bin = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
-        let value = if arg == "--mins" {
-            iter.next().context("--mins needs a number of minutes")?
-        } else if let Some(value) = arg.strip_prefix("--mins=") {
-            value
-        } else {
-            bail!("unknown soak argument {arg:?}; usage: cargo xtask soak [--mins N]");
+        let (flag, value) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, value),
+            None => (
+                arg.as_str(),
+                iter.next()
+                    .with_context(|| format!("{arg} needs a value"))?
+                    .as_str(),
+            ),
         };
-        mins = value
-            .parse()
-            .with_context(|| format!("--mins: not a number of minutes: {value:?}"))?;
+        match flag {
+            "--mins" => {
+                mins = value
+                    .parse()
+                    .with_context(|| format!("--mins: not a number of minutes: {value:?}"))?;
+            }
+            "--bin" => bin = Some(PathBuf::from(value)),
+            _ => bail!(
+                "unknown soak argument {arg:?}; usage: cargo xtask soak [--mins N] [--bin PATH]"
+            ),
+        }
     }
     if mins < 1 {
         bail!("--mins must be at least 1");
     }
-    Ok(mins)
+    Ok((mins, bin))
 }
 
 /// The RSS check: the windows compared (in seconds) and their maxima.
@@ -484,12 +500,15 @@ mod tests {
 
     #[test]
     fn parse_args_reads_mins_in_both_forms() {
-        assert_eq!(parse_args(&[]).unwrap(), 30);
+        assert_eq!(parse_args(&[]).unwrap(), (30, None));
         assert_eq!(
             parse_args(&["--mins".to_owned(), "3".to_owned()]).unwrap(),
-            3
+            (3, None)
         );
-        assert_eq!(parse_args(&["--mins=2".to_owned()]).unwrap(), 2);
+        assert_eq!(
+            parse_args(&["--mins=2".to_owned(), "--bin=/x".to_owned()]).unwrap(),
+            (2, Some(PathBuf::from("/x")))
+        );
         assert!(parse_args(&["--mins=0".to_owned()]).is_err());
         assert!(parse_args(&["--secs=2".to_owned()]).is_err());
     }
