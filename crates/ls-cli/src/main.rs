@@ -25,12 +25,16 @@ use crate::args::FlagError;
 use crate::cmd::Status;
 
 fn main() -> ExitCode {
+    tune_allocator();
     log::init();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     // Two workers: the machines this runs on are small, and the engine's heavy work (copies,
     // compression, SQLite) runs on blocking threads anyway.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Longer than the engine's idle full pass (every 10 s), so an idle replicate reuses its
+        // blocking thread instead of starting a new one each time.
+        .thread_keep_alive(std::time::Duration::from_secs(60))
         .enable_all()
         .build();
     let result = match runtime {
@@ -67,3 +71,27 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .is_some_and(|io_err| io_err.kind() == io::ErrorKind::BrokenPipe)
     })
 }
+
+/// Keeps glibc's allocator from handing memory back to the kernel after every sync pass: each
+/// upload allocates and frees a few MiB of buffers (LZ4 blocks, reads), and returning them
+/// each time costs a page fault per 4 KiB when they are touched again, most of replicate's CPU
+/// under a steady load. Two arenas bound what the blocking threads can keep; allocations stay
+/// out of `mmap` below 32 MiB. Peak memory is unchanged: only what was in use is kept.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    const MIB: std::ffi::c_int = 1 << 20;
+    for (param, value) in [
+        (nix::libc::M_ARENA_MAX, 2),
+        (nix::libc::M_TRIM_THRESHOLD, 64 * MIB),
+        (nix::libc::M_MMAP_THRESHOLD, 32 * MIB),
+    ] {
+        // SAFETY: `mallopt` only sets allocator parameters; it is called before any other
+        // thread exists, and a rejected value (return 0) leaves glibc's default in place.
+        let _ = unsafe { nix::libc::mallopt(param, value) };
+    }
+}
+
+/// Other allocators keep their defaults.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}

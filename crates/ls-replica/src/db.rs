@@ -411,7 +411,8 @@ impl Db {
         };
         crate::watch::subscribe(
             dir,
-            &[self.inner.options.path.clone(), self.inner.wal_path.clone()],
+            &self.inner.options.path,
+            &self.inner.wal_path,
             &self.inner.wake,
         );
     }
@@ -423,8 +424,8 @@ impl DbInner {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         // Other processes' locks are read every 250 ms while the database is in use (file events
-        // in the last 10 s) or something looks like a waiting checkpointer, every second
-        // otherwise: an idle replicate then costs next to nothing.
+        // in the last 10 s) or something looks like a waiting checkpointer, on each tick (every
+        // second by default) otherwise: an idle replicate then costs next to nothing.
         let mut next_probe = Instant::now() + CHECKPOINTER_PROBE;
         let mut last_activity = Instant::now()
             .checked_sub(ACTIVE_WINDOW)
@@ -433,9 +434,16 @@ impl DbInner {
         let mut last_error: Option<(Instant, String)> = None;
         let mut last_pass: Option<Instant> = None;
         loop {
+            // When idle, the locks are read on the tick itself: one wake-up a second, not two.
+            let fast_probe = suspect.is_some()
+                || last_activity.elapsed() < ACTIVE_WINDOW
+                || self.options.monitor_interval > IDLE_PROBE;
             let (full, urgent) = tokio::select! {
                 () = self.token.cancelled() => return,
                 _ = ticker.tick() => {
+                    if !fast_probe {
+                        suspect = self.probe_checkpointer(suspect).await;
+                    }
                     // Under load the replicas' own passes already run once per interval.
                     if last_pass.is_some_and(|at| at.elapsed() < self.options.monitor_interval) {
                         continue;
@@ -460,10 +468,9 @@ impl DbInner {
                     }
                 },
                 () = self.shared.pass_request.notified() => (true, false),
-                () = tokio::time::sleep_until(next_probe.into()) => {
+                () = tokio::time::sleep_until(next_probe.into()), if fast_probe => {
                     suspect = self.probe_checkpointer(suspect).await;
-                    let busy = suspect.is_some() || last_activity.elapsed() < ACTIVE_WINDOW;
-                    next_probe = Instant::now() + if busy { CHECKPOINTER_PROBE } else { IDLE_PROBE };
+                    next_probe = Instant::now() + CHECKPOINTER_PROBE;
                     continue;
                 }
             };
@@ -1119,15 +1126,17 @@ impl DbInner {
         })
         .await
         .map_err(join_error)??;
-        if changed {
-            let mut seq = 0;
+        // An urgent pass that finds nothing new still wakes the replicas: a tick's pass may
+        // have copied the frames of that first commit a moment before, without the mark.
+        if changed || urgent {
+            // The urgent mark is set before the replicas are woken (inside the update), so a
+            // replica never sees the change without it and waits out its sync-interval.
             self.shared.changed.send_modify(|n| {
                 *n = n.wrapping_add(1);
-                seq = *n;
+                if urgent {
+                    self.shared.urgent.store(*n, Ordering::Release);
+                }
             });
-            if urgent {
-                self.shared.urgent.store(seq, Ordering::Release);
-            }
         }
         Ok(())
     }
