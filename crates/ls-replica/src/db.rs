@@ -170,6 +170,8 @@ pub(crate) struct StepAside {
     end: u64,
     /// The real (and shadow) WAL header of that cycle.
     header: [u8; 32],
+    /// No new WAL cycle had started when the read transaction was back.
+    clean: bool,
 }
 
 /// Sizes and modification times of the database and its WAL.
@@ -575,22 +577,32 @@ impl DbInner {
         let Some(rtx) = state.rtx.as_mut() else {
             return Ok(());
         };
+        // Commits so far, read while the checkpointer holds the writer lock (so none can
+        // happen meanwhile).
+        let commits = shmlock::commit_counter(&shm);
+        if !shmlock::holds_write_lock(&shm, pid) {
+            return Ok(());
+        }
         tracing::debug!(pid, "stepping aside for an application checkpoint");
         rtx.rollback()
             .await
             .map_err(|err| ReplicateError::sql("release read lock", err))?;
         let deadline = Instant::now() + STEP_ASIDE_MAX;
         while shmlock::holds_write_lock(&shm, pid) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         rtx.begin_read()
             .await
             .map_err(|err| ReplicateError::sql("acquire read lock", err))?;
+        // Read after the read lock is back: no commit since the checkpoint means no new WAL
+        // cycle has data yet, and from now on at most one can start (ARCHITECTURE.md, I5).
+        let clean = commits.is_some() && shmlock::commit_counter(&shm) == commits;
         state.stepped = Some(StepAside {
             generation: pos.generation,
             index: pos.index,
             end: copied.new_size,
             header,
+            clean,
         });
         drop(state);
         self.sync(true).await
@@ -974,6 +986,7 @@ impl DbInner {
                         &meta.shadow_path(&current, index),
                         &step.header,
                         step.end,
+                        step.clean,
                     )?
                 {
                     // The application's checkpoint restarted the WAL after we had copied

@@ -571,11 +571,19 @@ pub(crate) fn verify(
 /// Whether the real WAL restarted exactly once since `old_header`, with nothing of the old cycle
 /// past `end` left in it, while the shadow WAL still ends at `end`: the conditions under which
 /// a WAL restart by an application's checkpoint continues the shadow WAL in the next index.
+///
+/// `clean` says no new cycle had started when our read transaction was back: from then on at
+/// most one can start (a second restart needs the new cycle backfilled, which our read lock
+/// prevents), so any new header is the next cycle. Otherwise the next cycle is recognised by
+/// its first salt, which every restart increments (SQLite draws new salts only for a writer
+/// that never restarted a WAL itself; then we cannot tell, and the caller starts a new
+/// generation). The header's checkpoint counter is per connection in SQLite, so not used.
 pub(crate) fn restarted_after(
     wal_path: &Path,
     shadow_path: &Path,
     old_header: &[u8; WAL_HEADER_SIZE],
     end: u64,
+    clean: bool,
 ) -> Result<bool, ReplicateError> {
     let Ok(new_bytes) = read_header_bytes(wal_path) else {
         return Ok(false);
@@ -586,10 +594,7 @@ pub(crate) fn restarted_after(
     let (Ok(old), Ok(new)) = (WalHeader::parse(old_header), WalHeader::parse(&new_bytes)) else {
         return Ok(false);
     };
-    if new.checkpoint_seq != old.checkpoint_seq.wrapping_add(1)
-        || new.salt1 != old.salt1.wrapping_add(1)
-        || new.page_size != old.page_size
-    {
+    if new.page_size != old.page_size || (!clean && new.salt1 != old.salt1.wrapping_add(1)) {
         return Ok(false);
     }
     let shadow_size =

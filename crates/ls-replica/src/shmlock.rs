@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::FileExt as _;
 
 use nix::fcntl::{FcntlArg, fcntl};
 
@@ -46,4 +47,13 @@ pub(crate) fn blocked_checkpointer(shm: &File) -> Option<i32> {
 /// Whether `pid` still holds the writer lock.
 pub(crate) fn holds_write_lock(shm: &File, pid: i32) -> bool {
     holder(shm, WRITE_LOCK) == Some(pid)
+}
+
+/// SQLite's commit counter in the wal-index header (`iChange`: bytes 8..12 of the `-shm` file),
+/// which every committed write transaction increments. It is stored in the machine's byte
+/// order; callers only compare two readings, so reading it as little-endian is enough.
+pub(crate) fn commit_counter(shm: &File) -> Option<u32> {
+    let mut bytes = [0u8; 4];
+    shm.read_exact_at(&mut bytes, 8).ok()?;
+    Some(u32::from_le_bytes(bytes))
 }
