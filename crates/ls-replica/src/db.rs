@@ -324,10 +324,12 @@ impl Db {
         ls_core::create_dir_all_durable_with_mode(meta, modes.dir)
             .map_err(|err| ReplicateError::io("cannot create meta directory", err))?;
         let path = meta.join("lock");
+        use std::os::unix::fs::OpenOptionsExt as _;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(modes.file)
             .open(&path)
             .map_err(|err| ReplicateError::io(format!("cannot open {}", path.display()), err))?;
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
@@ -493,6 +495,11 @@ impl DbInner {
                             });
                     if repeat {
                         tracing::debug!(error = crate::engine_error::as_dyn(&err), "sync error");
+                    } else if err.is_busy() {
+                        // The application held SQLite's lock past our busy timeout: nothing is
+                        // wrong, the next pass tries again (0.3.13 logs these as errors).
+                        tracing::warn!(error = crate::engine_error::as_dyn(&err), "sync error");
+                        last_error = Some((Instant::now(), text));
                     } else {
                         tracing::error!(error = crate::engine_error::as_dyn(&err), "sync error");
                         last_error = Some((Instant::now(), text));

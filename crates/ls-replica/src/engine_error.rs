@@ -76,6 +76,22 @@ impl ReplicateError {
         }
     }
 
+    /// Whether SQLite said the database is busy or locked: another connection held the lock
+    /// longer than our busy timeout. The step is simply tried again on the next pass.
+    pub(crate) fn is_busy(&self) -> bool {
+        let Self::Sqlite {
+            source: sqlx::Error::Database(err),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with any extended code.
+        err.code()
+            .and_then(|code| code.parse::<i64>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+    }
+
     /// A storage error with what was being done.
     pub(crate) fn client(context: impl Into<String>, source: ClientError) -> Self {
         Self::Client {
