@@ -1162,3 +1162,125 @@ fn replica_disk_full_logs_replica_path_and_resumes_when_space_returns() {
         &format!("restored by Litestream 0.3.13 {what}"),
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. An application's TRUNCATE checkpoints while replicate runs with default settings.
+// ---------------------------------------------------------------------------------------------
+
+/// How long an application's `PRAGMA wal_checkpoint(TRUNCATE)` may take while ours runs: we
+/// step aside within two lock probes (250 ms apart), well inside the application's 5 s
+/// `busy_timeout`.
+const APP_TRUNCATE_MAX: Duration = Duration::from_secs(1);
+
+/// Ours replicates (file replica, default settings) while an application connection (busy
+/// timeout 5 s) three times commits 20 rows, runs `PRAGMA wal_checkpoint(TRUNCATE)`, which must
+/// succeed fully within [`APP_TRUNCATE_MAX`], and stays idle for 2 s; with `other_writer`, a
+/// second connection commits 5 rows right after each TRUNCATE. Then 20 more rows. The replica
+/// keeps its one generation (until 8706e8b each TRUNCATE started a new one with a full
+/// snapshot), and ours and Litestream 0.3.13 restore the database's rows.
+fn app_truncates_keep_generation(other_writer: bool) {
+    let scene = Scene::new();
+    let (db, replica) = (scene.join("app.db"), scene.join("replica"));
+    create_db(&db, 4096);
+    insert_rows(&db, 1, 20, 200);
+    let config = scene.write(
+        "litestream.yml",
+        &format!(
+            "logging:\n  level: debug\ndbs:\n  - path: {}\n    replicas:\n{}",
+            db.display(),
+            Store::File(replica.clone()).replica_yaml()
+        ),
+    );
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    replicate.wait_until("a first snapshot and segment", SYNC_TIMEOUT, |_| {
+        has_synced(&replica)
+    });
+    let first = generations(&replica);
+    let mut app = Session::open(&db);
+    app.run_ok("PRAGMA busy_timeout=5000");
+    let mut other = other_writer.then(|| {
+        let mut other = Session::open(&db);
+        other.run_ok("PRAGMA busy_timeout=5000");
+        other
+    });
+    let mut next_id = 21;
+    for round in 1..=3 {
+        for id in next_id..next_id + 20 {
+            app.run_ok(&rows_sql(id, 1, 200));
+        }
+        next_id += 20;
+        let started = Instant::now();
+        let result = app.run_ok("PRAGMA wal_checkpoint(TRUNCATE)");
+        let took = started.elapsed();
+        assert_eq!(
+            result,
+            "[(0, 0, 0)]",
+            "round {round}: the application's TRUNCATE checkpoint did not complete (busy, log \
+             frames, checkpointed frames) after {took:?}:\n{}",
+            replicate.log()
+        );
+        assert!(
+            took < APP_TRUNCATE_MAX,
+            "round {round}: the application's TRUNCATE checkpoint took {took:?}:\n{}",
+            replicate.log()
+        );
+        if let Some(other) = other.as_mut() {
+            other.run_ok(&rows_sql(next_id, 5, 200));
+            next_id += 5;
+        }
+        // Not a wait for replication: the application stays idle, as applications do.
+        thread::sleep(Duration::from_secs(2));
+    }
+    app.run_ok(&rows_sql(next_id, 20, 200));
+    let source = backup_digest(&db, &scene.join("source.db"));
+    assert_eq!(source.max_id, next_id + 19);
+    wait_restores_source(
+        &mut replicate,
+        &scene,
+        &config,
+        &db,
+        &source,
+        20,
+        "truncates",
+    );
+    let log = replicate.stop_ok().log;
+    app.close();
+    if let Some(other) = other {
+        other.close();
+    }
+    let after = generations(&replica);
+    let what = if other_writer {
+        "3 application TRUNCATEs, each followed by another connection's commit"
+    } else {
+        "3 application TRUNCATEs, each followed by 2 s idle"
+    };
+    assert_eq!(
+        (after.len(), &after),
+        (1, &first),
+        "{what}: the replica should keep its first generation {first:?}\n{log}"
+    );
+    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"), what);
+    assert_same_rows(&ours, &source, &format!("{what}: restored by ours\n{log}"));
+    let theirs = restore(
+        &reference_bin(),
+        &config,
+        &db,
+        &scene.out_path("litestream"),
+        what,
+    );
+    assert_same_rows(
+        &theirs,
+        &source,
+        &format!("{what}: restored by Litestream 0.3.13\n{log}"),
+    );
+}
+
+#[test]
+fn app_truncate_checkpoints_then_idle_keep_one_generation() {
+    app_truncates_keep_generation(false);
+}
+
+#[test]
+fn app_truncate_checkpoints_then_other_connection_writes_keep_one_generation() {
+    app_truncates_keep_generation(true);
+}
