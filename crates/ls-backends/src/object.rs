@@ -5,7 +5,8 @@
 //! generations from a `/`-delimited listing of `<prefix>/generations/`; snapshots and WAL segments
 //! from a delimited listing on S3 (direct children only) and a recursive one on GCS and Azure
 //! (base names only), each in the store's key order, which is numeric order for Litestream's
-//! fixed-width hex names. Writes are a single `PUT` with a `Content-Length` (no `aws-chunked`
+//! fixed-width hex names; a key `object_store` cannot represent (a `.` or `..` segment) is
+//! skipped, as 0.3.13 ignores names it does not recognise. Writes are a single `PUT` with a `Content-Length` (no `aws-chunked`
 //! trailer) up to 5 MiB, and a multipart upload with 5 MiB parts, up to 5 in flight, above, as
 //! the AWS SDK's upload manager does. Deletes ignore missing objects. Requests that fail with a
 //! network error, a timeout, 429 or 5xx are retried with exponential backoff by `object_store`.
@@ -20,6 +21,7 @@
 
 mod gcs_emulator;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -32,6 +34,7 @@ use ls_core::{
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::{Path, PathPart};
 use object_store::{
     BackoffConfig, ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
@@ -47,6 +50,22 @@ use crate::url::object_prefix;
 const PART_BYTES: usize = 5 * 1024 * 1024;
 /// The AWS SDK upload manager's parts in flight.
 const PARTS_IN_FLIGHT: usize = 5;
+
+/// The keys of a listing page when none is asked for (S3's and GCS's default).
+const LIST_PAGE_KEYS: usize = 1000;
+
+/// What the client needs of a store: objects, and listings page by page (to step past a key
+/// `object_store` cannot represent, see [`ObjectReplicaClient::list_all`]).
+trait Store: ObjectStore + PaginatedListStore {}
+
+impl<T: ObjectStore + PaginatedListStore> Store for T {}
+
+/// The objects and, for a delimited listing, the common prefixes under a prefix.
+#[derive(Debug, Default)]
+struct Listing {
+    objects: Vec<ObjectMeta>,
+    prefixes: Vec<Path>,
+}
 
 /// Settings of an `s3` replica: Litestream's `s3.ReplicaClient` fields after the URL and the
 /// config were merged (spec 11.2).
@@ -148,7 +167,7 @@ pub struct ObjectReplicaClient {
     recursive: bool,
     /// Every object goes in one `PUT`, never a multipart upload (a GCS emulator has none).
     single_put: bool,
-    store: OnceCell<Arc<dyn ObjectStore>>,
+    store: OnceCell<Arc<dyn Store>>,
     /// An S3 store whose region must be looked up before it can be built.
     pending_s3: Option<PendingS3>,
 }
@@ -281,7 +300,7 @@ impl ObjectReplicaClient {
                     .with_region(region)
                     .build()
                     .map_err(|err| setup(KIND, &options.bucket, err))?;
-                let store: Arc<dyn ObjectStore> = Arc::new(store);
+                let store: Arc<dyn Store> = Arc::new(store);
                 (OnceCell::from(store), None)
             }
             None => (
@@ -400,7 +419,7 @@ impl ObjectReplicaClient {
         kind: &'static str,
         display_root: String,
         prefix: Path,
-        store: Arc<dyn ObjectStore>,
+        store: Arc<dyn Store>,
     ) -> Self {
         Self {
             kind,
@@ -414,7 +433,7 @@ impl ObjectReplicaClient {
     }
 
     /// The store, built on first use when the S3 region had to be looked up.
-    async fn store(&self) -> Result<&Arc<dyn ObjectStore>, ClientError> {
+    async fn store(&self) -> Result<&Arc<dyn Store>, ClientError> {
         self.store
             .get_or_try_init(|| async {
                 let Some(pending) = self.pending_s3.clone() else {
@@ -441,7 +460,7 @@ impl ObjectReplicaClient {
                         source: Box::new(err),
                     }
                 })?;
-                let store: Arc<dyn ObjectStore> = Arc::new(store);
+                let store: Arc<dyn Store> = Arc::new(store);
                 Ok(store)
             })
             .await
@@ -473,19 +492,11 @@ impl ObjectReplicaClient {
     ) -> Result<Vec<(T, ObjectMeta)>, ClientError> {
         let store = self.store().await?;
         let prefix = self.path(dir);
-        let objects: Vec<ObjectMeta> = if self.recursive {
-            store
-                .list(Some(&prefix))
-                .try_collect()
-                .await
-                .map_err(|err| self.list_error(&prefix, err))?
-        } else {
-            store
-                .list_with_delimiter(Some(&prefix))
-                .await
-                .map_err(|err| self.list_error(&prefix, err))?
-                .objects
-        };
+        let objects = self
+            .list_all(store.as_ref(), &prefix, !self.recursive, None)
+            .await
+            .map_err(|err| self.list_error(&prefix, err))?
+            .objects;
         let mut found: Vec<(T, ObjectMeta)> = objects
             .into_iter()
             .filter_map(|meta| {
@@ -495,6 +506,74 @@ impl ObjectReplicaClient {
             .collect();
         found.sort_by(|a, b| a.1.location.cmp(&b.1.location));
         Ok(found)
+    }
+
+    /// Every object under `prefix` (with `delimited`, only its direct children, and the common
+    /// prefixes of the others), after the key `start_after` when given.
+    ///
+    /// A key `object_store` cannot represent (a `.`, `..` or empty segment, a control
+    /// character) fails the whole page holding it, naming it. Such a page is read again in
+    /// smaller pages down to that one key, which is then skipped (logged at debug), as
+    /// Litestream 0.3.13 ignores names it does not recognise; the listing goes on after it.
+    /// Any other error (transport, HTTP status, a malformed response) fails the listing, and
+    /// so does a key the store lists again after being asked to start after it.
+    async fn list_all(
+        &self,
+        store: &dyn Store,
+        prefix: &Path,
+        delimited: bool,
+        start_after: Option<String>,
+    ) -> object_store::Result<Listing> {
+        let prefix_text = if prefix.as_ref().is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        let mut listing = Listing::default();
+        let mut offset = start_after;
+        let mut token: Option<String> = None;
+        let mut page_keys: Option<usize> = None;
+        let mut skipped: Vec<String> = Vec::new();
+        loop {
+            let options = PaginatedListOptions {
+                offset: offset.clone(),
+                delimiter: delimited.then_some(Cow::Borrowed("/")),
+                max_keys: page_keys,
+                page_token: token.clone(),
+                ..PaginatedListOptions::default()
+            };
+            let err = match store.list_paginated(Some(&prefix_text), options).await {
+                Ok(page) => {
+                    listing.objects.extend(page.result.objects);
+                    listing.prefixes.extend(page.result.common_prefixes);
+                    match page.page_token {
+                        Some(next) if !next.is_empty() => token = Some(next),
+                        _ => return Ok(listing),
+                    }
+                    continue;
+                }
+                Err(err) => err,
+            };
+            let Some(key) = unrepresentable_key(&err) else {
+                return Err(err);
+            };
+            if page_keys != Some(1) {
+                // Read the same page again, half as large, until the bad key is alone.
+                page_keys = Some((page_keys.unwrap_or(LIST_PAGE_KEYS) / 2).max(1));
+                continue;
+            }
+            if skipped.iter().any(|seen| seen == key) {
+                return Err(err);
+            }
+            tracing::debug!(
+                key = %format!("{}/{key}", self.display_root),
+                "skipping a listed key that cannot be represented"
+            );
+            offset = Some(skip_past(key));
+            skipped.push(key.to_owned());
+            token = None;
+            page_keys = None;
+        }
     }
 
     /// A listing failure; a missing bucket (404) is [`ClientError::NotFound`] naming it.
@@ -615,12 +694,12 @@ impl ReplicaClient for ObjectReplicaClient {
     async fn generations(&self) -> Result<Vec<Generation>, ClientError> {
         let store = self.store().await?;
         let prefix = self.path(layout::GENERATIONS_DIR);
-        let listed = store
-            .list_with_delimiter(Some(&prefix))
+        let listed = self
+            .list_all(store.as_ref(), &prefix, true, None)
             .await
             .map_err(|err| self.list_error(&prefix, err))?;
         let mut generations: Vec<Generation> = listed
-            .common_prefixes
+            .prefixes
             .iter()
             .filter_map(|dir| Generation::parse(dir.filename()?).ok())
             .collect();
@@ -632,12 +711,14 @@ impl ReplicaClient for ObjectReplicaClient {
     async fn delete_generation(&self, generation: &Generation) -> Result<(), ClientError> {
         let store = self.store().await?;
         let prefix = self.path(&layout::generation_dir(generation));
-        let paths: Vec<Path> = store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location)
-            .try_collect()
+        let paths: Vec<Path> = self
+            .list_all(store.as_ref(), &prefix, false, None)
             .await
-            .map_err(|err| self.error("list", &prefix, err))?;
+            .map_err(|err| self.error("list", &prefix, err))?
+            .objects
+            .into_iter()
+            .map(|meta| meta.location)
+            .collect();
         self.delete_paths(paths).await
     }
 
@@ -726,11 +807,11 @@ impl ReplicaClient for ObjectReplicaClient {
         let dir = layout::wal_dir(generation);
         let prefix = self.path(&dir);
         let offset = self.path(&format!("{dir}/{from_index:08x}"));
-        let objects: Vec<ObjectMeta> = store
-            .list_with_offset(Some(&prefix), &offset)
-            .try_collect()
+        let objects = self
+            .list_all(store.as_ref(), &prefix, false, Some(offset.to_string()))
             .await
-            .map_err(|err| self.list_error(&prefix, err))?;
+            .map_err(|err| self.list_error(&prefix, err))?
+            .objects;
         let mut segments: Vec<WalSegmentInfo> = objects
             .into_iter()
             .filter_map(|meta| {
@@ -843,6 +924,28 @@ fn setup(kind: &'static str, target: &str, err: object_store::Error) -> OpenErro
         kind,
         target: target.to_owned(),
         source: Box::new(err),
+    }
+}
+
+/// The key a listing error says `object_store` cannot represent, if it is such an error.
+fn unrepresentable_key(err: &object_store::Error) -> Option<&str> {
+    let object_store::Error::InvalidPath { source } = err else {
+        return None;
+    };
+    match source {
+        object_store::path::Error::EmptySegment { path }
+        | object_store::path::Error::BadSegment { path, .. }
+        | object_store::path::Error::NonUnicode { path, .. } => Some(path),
+        _ => None,
+    }
+}
+
+/// The `start-after` key that goes past the listed `key`: the key itself, or for a common
+/// prefix (`a/../`) one past every key under it (`a/..0`, which no Litestream name is).
+fn skip_past(key: &str) -> String {
+    match key.strip_suffix('/') {
+        Some(dir) => format!("{dir}0"),
+        None => key.to_owned(),
     }
 }
 
