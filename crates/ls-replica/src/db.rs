@@ -601,9 +601,25 @@ impl DbInner {
         rtx.begin_read()
             .await
             .map_err(|err| ReplicateError::sql("acquire read lock", err))?;
-        // Read after the read lock is back: no commit since the checkpoint means no new WAL
-        // cycle has data yet, and from now on at most one can start (ARCHITECTURE.md, I5).
-        let clean = commits.is_some() && shmlock::commit_counter(&shm) == commits;
+        // Read after the read lock is back (from now on at most one new WAL cycle can start):
+        // every commit since the checkpoint is in the WAL's current cycle, so no cycle came and
+        // went unseen (ARCHITECTURE.md, I5).
+        let clean = match (commits, shmlock::commit_counter(&shm)) {
+            (Some(before), Some(now)) if before == now => true,
+            (Some(before), Some(now)) => {
+                let wal_path = self.wal_path.clone();
+                let in_cycle =
+                    spawn_blocking_in_span(move || shadow::commits_in_cycle(&wal_path, &header))
+                        .await
+                        .map_err(join_error)?;
+                // A commit while counting leaves the question open: not clean.
+                in_cycle.is_ok_and(|count| {
+                    shmlock::commit_counter(&shm) == Some(now)
+                        && count == u64::from(now.wrapping_sub(before))
+                })
+            }
+            _ => false,
+        };
         state.stepped = Some(StepAside {
             generation: pos.generation,
             index: pos.index,

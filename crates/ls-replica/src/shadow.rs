@@ -615,6 +615,44 @@ pub(crate) fn restarted_after(
     Ok(true)
 }
 
+/// Commit frames in the WAL's current cycle: 0 when the WAL is empty or still holds the cycle
+/// whose header is `old_header`.
+pub(crate) fn commits_in_cycle(
+    wal_path: &Path,
+    old_header: &[u8; WAL_HEADER_SIZE],
+) -> Result<u64, ReplicateError> {
+    if file_size(wal_path).map_err(|err| ReplicateError::io("cannot stat wal", err))?
+        < u64::try_from(WAL_HEADER_SIZE).unwrap_or(u64::MAX)
+    {
+        return Ok(0);
+    }
+    if read_header_bytes(wal_path).is_ok_and(|now| now == *old_header) {
+        return Ok(0);
+    }
+    let file =
+        fs_err::File::open(wal_path).map_err(|err| ReplicateError::io("cannot open wal", err))?;
+    let context = || format!("read wal: {}", wal_path.display());
+    let mut wal = WalReader::new(BufReader::with_capacity(256 * 1024, file)).map_err(|source| {
+        ReplicateError::Wal {
+            context: context(),
+            source,
+        }
+    })?;
+    let mut commits = 0u64;
+    while let Some(frame) = wal
+        .next_valid_frame()
+        .map_err(|source| ReplicateError::Wal {
+            context: context(),
+            source,
+        })?
+    {
+        if frame.header().is_commit() {
+            commits += 1;
+        }
+    }
+    Ok(commits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
