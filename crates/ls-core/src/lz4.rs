@@ -1,8 +1,11 @@
 //! LZ4 frames as Litestream 0.3.13 writes and reads them (spec 7.2): every snapshot and WAL
 //! segment is exactly one LZ4 frame.
 //!
-//! [`Lz4Writer`] emits what v0.3.13 emits: independent blocks of up to 4 MiB, a content
-//! checksum, no block checksums, no content size (FLG `0x64`, BD `0x70`); block compression is
+//! [`Lz4Writer`] emits v0.3.13's frame with smaller blocks: independent blocks of up to 256 KiB
+//! (v0.3.13: 4 MiB), a content checksum, no block checksums, no content size (FLG `0x64`, BD
+//! `0x50`; v0.3.13 writes BD `0x70` and reads any block size, spec 7.2). LZ4 matches reach back only
+//! 64 KiB, so smaller blocks cost next to nothing in size and a sixteenth of the buffers
+//! held while compressing a snapshot. Block compression is
 //! lz4_flex's. [`Lz4Reader`] decodes the frame itself (blocks through lz4_flex) so that it can
 //! accept any standard frame (linked or independent blocks, any block size, optional content
 //! size and checksums, legacy frames, leading skippable frames) while rejecting what lz4_flex's
@@ -32,10 +35,10 @@ const LEGACY_MAX_COMPRESSED: usize = LEGACY_BLOCK_SIZE + LEGACY_BLOCK_SIZE / 255
 /// How far back a linked block may copy from.
 const WINDOW_SIZE: usize = 64 * 1024;
 
-/// Writes one LZ4 frame as Litestream 0.3.13 does: FLG `0x64`, BD `0x70`.
+/// Writes one LZ4 frame as Litestream 0.3.13 does, with 256 KiB blocks: FLG `0x64`, BD `0x50`.
 ///
 /// Call [`Lz4Writer::finish`]: without it the frame has no end mark and readers reject it.
-/// Input is buffered up to one 4 MiB block.
+/// Input is buffered up to one 256 KiB block.
 pub struct Lz4Writer<W: Write> {
     encoder: FrameEncoder<W>,
 }
@@ -196,7 +199,7 @@ impl<W: Write> Lz4Writer<W> {
     /// Starts a frame over `inner`; nothing is written before the first block or `finish`.
     pub fn new(inner: W) -> Self {
         let frame_info = FrameInfo::new()
-            .block_size(BlockSize::Max4MB)
+            .block_size(BlockSize::Max256KB)
             .block_mode(BlockMode::Independent)
             .block_checksums(false)
             .content_checksum(true)
@@ -636,7 +639,7 @@ mod tests {
     #[test]
     fn lz4_writer_emits_litestream_frame_header() {
         let frame = compress(b"hello, litestream");
-        assert_eq!(&frame[..7], &[0x04, 0x22, 0x4D, 0x18, 0x64, 0x70, 0xB9]);
+        assert_eq!(&frame[..7], &[0x04, 0x22, 0x4D, 0x18, 0x64, 0x50, 0x08]);
         assert_eq!(&frame[frame.len() - 8..frame.len() - 4], &[0, 0, 0, 0]);
         assert_eq!(
             frame[frame.len() - 4..],
@@ -648,20 +651,20 @@ mod tests {
     #[test]
     fn lz4_writer_empty_input_writes_valid_frame() {
         let frame = compress(b"");
-        assert_eq!(&frame[..7], &[0x04, 0x22, 0x4D, 0x18, 0x64, 0x70, 0xB9]);
+        assert_eq!(&frame[..7], &[0x04, 0x22, 0x4D, 0x18, 0x64, 0x50, 0x08]);
         assert_eq!(decompress(&frame).unwrap(), b"");
     }
 
     #[test]
-    fn lz4_writer_large_input_splits_into_4_mib_blocks() {
+    fn lz4_writer_large_input_splits_into_256_kib_blocks() {
         let data = repetitive(9 << 20);
         let frame = compress(&data);
-        // The first block's size word follows the 7-byte header; at most 4 MiB decoded.
+        // The first block's size word follows the 7-byte header; at most 256 KiB decoded.
         assert_eq!(decompress(&frame).unwrap(), data);
         let mut reader = Lz4Reader::new(frame.as_slice());
         let mut first = vec![0u8; 8 << 20];
         let n = reader.read(&mut first).unwrap();
-        assert_eq!(n, 4 << 20);
+        assert_eq!(n, 256 << 10);
     }
 
     #[test]

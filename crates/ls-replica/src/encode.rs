@@ -1,5 +1,5 @@
 //! Streams bytes produced by blocking code through LZ4 (and age) into a [`ByteStream`] for a
-//! replica client, with bounded memory: a few 256 KiB chunks in flight, whatever the size.
+//! replica client, with bounded memory: a few 64 KiB chunks in flight, whatever the size.
 //!
 //! A producer that fails ends the stream with an error, never with a clean end, so a client
 //! never stores a truncated object under its final name.
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Bytes per chunk handed to the client.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 64 * 1024;
 /// Chunks buffered between the encoder and the client.
 const IN_FLIGHT: usize = 4;
 

@@ -224,10 +224,12 @@ impl ReplicaInner {
                 }
             }
             synced_seq = *changes.borrow_and_update();
+            // The sync-interval runs from one ask to the next, so the pass and the upload do
+            // not push every later upload back.
+            let started = Instant::now();
             // The database may only have flagged new commits (file events in a burst run no
             // pass): have it copy everything committed so far before uploading.
             self.db.fresh_pass(Duration::from_secs(2)).await;
-            let started = Instant::now();
             let before = self.position();
             let result = self.sync().await;
             // Only a sync that uploaded counts against the sync-interval.
@@ -343,7 +345,7 @@ impl ReplicaInner {
             move |out| -> io::Result<u64> {
                 let mut file = fs_err::File::open(&shadow_path)?;
                 file.seek(SeekFrom::Start(start.offset))?;
-                let mut reader = BufReader::with_capacity(1 << 20, file);
+                let mut reader = BufReader::with_capacity(256 * 1024, file);
                 let frame_len = WAL_FRAME_HEADER_SIZE + usize::try_from(page_size).unwrap_or(0);
                 let mut buf = vec![0u8; frame_len];
                 let mut offset = start.offset;
@@ -462,7 +464,8 @@ impl ReplicaInner {
             self.options.recipients.clone(),
             format!("snapshot {pos}"),
             move |out| -> io::Result<u64> {
-                let mut reader = BufReader::with_capacity(1 << 20, PreadReader { file, offset: 0 });
+                let mut reader =
+                    BufReader::with_capacity(256 * 1024, PreadReader { file, offset: 0 });
                 io::copy(&mut reader, out)
             },
         );
