@@ -579,7 +579,7 @@ impl ObjectReplicaClient {
     /// A listing failure; a missing bucket (404) is [`ClientError::NotFound`] naming it.
     fn list_error(&self, prefix: &Path, err: object_store::Error) -> ClientError {
         let missing = matches!(err, object_store::Error::NotFound { .. })
-            || crate::transient::http_status(&err) == Some(404);
+            || ls_core::http_status(&err) == Some(404);
         if missing {
             ClientError::NotFound {
                 key: self.display_root.clone(),

@@ -44,6 +44,7 @@ mod encryption;
 pub mod layout;
 mod lz4;
 mod pos;
+mod transient;
 mod wal;
 
 pub use crate::checksum::{ByteOrder, wal_checksum};
@@ -55,6 +56,7 @@ pub use crate::durable::{
 pub use crate::encryption::{AgeIdentities, AgeReader, AgeRecipients, AgeWriter, EncryptionError};
 pub use crate::lz4::{Lz4Error, Lz4Reader, Lz4Writer, compress, decompress};
 pub use crate::pos::{Generation, MAX_INDEX, ParseGenerationError, Pos};
+pub use crate::transient::{http_status, is_transient_with};
 pub use crate::wal::{
     WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WAL_MAGIC_BE, WAL_MAGIC_LE, WAL_VERSION, WalCommit,
     WalError, WalFrame, WalFrameHeader, WalHeader, WalReader, WalStop, frame_align, wal_size,

@@ -11,8 +11,6 @@
 //! error types (house style 1.1), so it judges by what every [`ClientError`] carries: its
 //! variant, the I/O error kinds and HTTP status in its source chain.
 
-use std::error::Error;
-use std::io;
 use std::time::Duration;
 
 use ls_core::ClientError;
@@ -84,49 +82,14 @@ fn backoff(attempt: u32) -> Duration {
 /// final. A backend failure that names neither an I/O error nor an HTTP status counts as
 /// transient: a few more tries cost seconds, giving up on a passing failure costs the restore.
 pub(crate) fn is_transient(err: &ClientError) -> bool {
-    let source: &(dyn Error + 'static) = match err {
-        ClientError::NotFound { .. } => return false,
-        ClientError::Io { source, .. } => return io_transient(source),
-        ClientError::Backend { source, .. } => source.as_ref(),
-        _ => return false,
-    };
-    let mut current = Some(source);
-    while let Some(err) = current {
-        if let Some(status) = http_status(err) {
-            return status >= 500 || status == 429 || status == 408;
-        }
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            return io_transient(io);
-        }
-        current = err.source();
-    }
-    true
-}
-
-/// The HTTP status in an error's own message, as `object_store` words it (`... Server returned
-/// non-2xx status code: 503 Service Unavailable`); its error type is private.
-fn http_status(err: &(dyn Error + 'static)) -> Option<u16> {
-    let text = err.to_string();
-    let (_, after) = text.split_once("status code: ")?;
-    after.get(..3)?.parse().ok()
-}
-
-/// Whether an I/O failure may pass: everything but a missing file, a refusal and bad data.
-fn io_transient(err: &io::Error) -> bool {
-    !matches!(
-        err.kind(),
-        io::ErrorKind::NotFound
-            | io::ErrorKind::PermissionDenied
-            | io::ErrorKind::InvalidInput
-            | io::ErrorKind::InvalidData
-            | io::ErrorKind::AlreadyExists
-            | io::ErrorKind::Unsupported
-    )
+    ls_core::is_transient_with(err, |_| None, true)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error;
     use std::fmt;
+    use std::io;
 
     use super::*;
 
