@@ -308,6 +308,27 @@ impl Replicate {
         exited
     }
 
+    /// Sends `signal` and waits up to `timeout` for the exit; kills the process instead of
+    /// panicking when it hangs (Litestream 0.3.13's shutdown can deadlock when its final sync
+    /// races its replica monitor), so `code` is `None` then. Only for the reference binary:
+    /// callers check the replica themselves.
+    pub(crate) fn stop_or_kill(mut self, signal: Signal, timeout: Duration) -> Exited {
+        kill(self.pid(), signal)
+            .unwrap_or_else(|err| panic!("cannot send {signal} to `{}`: {err}", self.what));
+        let child = self.child.as_mut().expect("the process is running");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+                Err(err) => panic!("cannot wait for `{}`: {err}", self.what),
+            }
+        }
+        // Already exited, or hung: SIGKILL is then the way out (an error means it is gone).
+        let _ = child.kill();
+        self.wait(EXIT_TIMEOUT)
+    }
+
     /// Waits for the process to exit on its own; kills it and panics after `timeout`.
     pub(crate) fn wait(mut self, timeout: Duration) -> Exited {
         let mut child = self.child.take().expect("the process is running");
