@@ -253,9 +253,8 @@ impl ObjectReplicaClient {
         }
         let prefix = prefix_path(KIND, &options.path)?;
         let allow_http = options.endpoint.starts_with("http://");
-        let client_options = ClientOptions::new()
-            .with_allow_http(allow_http)
-            .with_allow_invalid_certificates(options.skip_verify);
+        let client_options =
+            client_options(allow_http).with_allow_invalid_certificates(options.skip_verify);
         // A bucket cannot go in front of an IP address: such endpoints are path-style (the AWS
         // SDK would build an unresolvable name; object_store would panic).
         let path_style = options.force_path_style || endpoint_is_ip(&options.endpoint);
@@ -337,6 +336,7 @@ impl ObjectReplicaClient {
         let prefix = prefix_path(KIND, &options.path)?;
         let mut builder = GoogleCloudStorageBuilder::new()
             .with_bucket_name(&options.bucket)
+            .with_client_options(client_options(false))
             .with_retry(retry_config());
         let emulated = !options.emulator_host.is_empty();
         if emulated {
@@ -347,9 +347,7 @@ impl ObjectReplicaClient {
                 format!("http://{host}")
             };
             builder = builder
-                .with_client_options(
-                    ClientOptions::new().with_allow_http(base_url.starts_with("http://")),
-                )
+                .with_client_options(client_options(base_url.starts_with("http://")))
                 .with_base_url(&base_url)
                 .with_credentials(Arc::new(StaticCredentialProvider::new(
                     object_store::gcp::GcpCredential {
@@ -397,11 +395,12 @@ impl ObjectReplicaClient {
             .with_account(&options.account_name)
             .with_access_key(options.account_key.expose())
             .with_container_name(&options.container)
+            .with_client_options(client_options(false))
             .with_retry(retry_config());
         if !options.endpoint.is_empty() {
             let endpoint = options.endpoint.trim_end_matches('/').to_owned();
             builder = builder
-                .with_allow_http(endpoint.starts_with("http://"))
+                .with_client_options(client_options(endpoint.starts_with("http://")))
                 .with_endpoint(endpoint);
         }
         let store = builder
@@ -875,6 +874,18 @@ impl fmt::Debug for ObjectReplicaClient {
 /// expected outcome then.
 fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// HTTP settings of every object-store client. A stalled connection (accepted, then silent, or a
+/// body that stops flowing) is detected by the 10 s idle read timeout and retried; the whole
+/// request may take 5 minutes, so a large part or snapshot still uploads over a slow link
+/// (object_store's default of 30 s for the whole request, body included, would fail a 5 MiB
+/// part below ~170 KB/s every time).
+fn client_options(allow_http: bool) -> ClientOptions {
+    ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_read_timeout(Duration::from_secs(10))
+        .with_timeout(Duration::from_secs(300))
 }
 
 /// Retries of transient failures (connection errors, timeouts, 429, 5xx): up to 4 retries with

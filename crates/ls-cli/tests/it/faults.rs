@@ -31,8 +31,8 @@ use crate::support::replicate::{
 /// How long the first snapshot and segment may take to reach moto.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long replicate may take to recover after the proxy passes again (a stalled request
-/// waits for the client's 30 s request timeout first).
-const RECOVERY_TIMEOUT: Duration = Duration::from_secs(120);
+/// waits for the client's 10 s idle read timeout first, then the retry's backoff).
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a bounded writer or a one-shot command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// The bucket, and the replica's key prefix in it.
