@@ -156,7 +156,9 @@ struct DbState {
     /// What the files looked like after the last full pass, and when it ran.
     probe: Option<(Probe, Instant)>,
     tasks_started: bool,
-    /// Set while an application checkpoint we stepped aside for may have restarted the WAL.
+    /// Set while a checkpoint (an application's we stepped aside for, or our own PASSIVE one)
+    /// may have restarted the WAL or may still let the next writer restart it; kept while our
+    /// read transaction stays open and the WAL's cycle gets no new frames.
     stepped: Option<StepAside>,
 }
 
@@ -803,6 +805,7 @@ impl DbInner {
             for conn in [state.rtx.take(), state.conn.take()].into_iter().flatten() {
                 let _ = conn.close().await;
             }
+            state.stepped = None;
             state.probe = None;
             state.cache = ScanCache::default();
         }
@@ -819,7 +822,7 @@ impl DbInner {
             && let Some((last, at)) = state.probe
             && Some(last) == probe
             && at.elapsed() < FULL_PASS_EVERY
-            && !self.checkpoint_due(&db_meta)
+            && (state.stepped.is_some() || !self.checkpoint_due(&db_meta))
         {
             return Ok(());
         }
@@ -920,6 +923,7 @@ impl DbInner {
             .await
             .map_err(|err| ReplicateError::sql("cannot acquire read lock", err))?;
         state.rtx = Some(rtx);
+        state.stepped = None;
         let mut shm = self.options.path.clone().into_os_string();
         shm.push("-shm");
         *self
@@ -1026,6 +1030,7 @@ impl DbInner {
                         changed: true,
                         db_mtime: db_meta.modified().ok(),
                         cache,
+                        stepped: None,
                     });
                 }
             }
@@ -1101,17 +1106,29 @@ impl DbInner {
                 metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
                     .increment(copied.appended);
             }
+            // The WAL still holds the checkpointed cycle, with nothing after what we copied:
+            // the record stays for the writer that restarts it (ARCHITECTURE.md, I5).
+            let stepped = stepped.filter(|step| {
+                verified.reason.is_none()
+                    && !verified.restart
+                    && step.generation == generation
+                    && step.index == index
+                    && copied.appended == 0
+                    && copied.new_size == step.end
+            });
             Ok(PassOutcome {
                 pos: Pos::new(generation, index, copied.new_size),
                 orig_size: copied.orig_size,
                 changed,
                 db_mtime: db_meta.modified().ok(),
                 cache,
+                stepped,
             })
         })
         .await
         .map_err(join_error)??;
         state.cache = outcome.cache;
+        state.stepped = outcome.stepped;
         self.shared.set_position(Some(outcome.pos));
         let mut changed = outcome.changed;
 
@@ -1123,6 +1140,9 @@ impl DbInner {
             && new_size >= wal_size(page_size, u64::from(self.options.max_checkpoint_page_count))
         {
             Some(CheckpointMode::Restart)
+        } else if state.stepped.is_some() {
+            // The cycle was checkpointed whole and got no frame since: nothing to backfill.
+            None
         } else if new_size >= wal_size(page_size, u64::from(self.options.min_checkpoint_page_count))
             || (!self.options.checkpoint_interval.is_zero()
                 && outcome
@@ -1228,6 +1248,8 @@ impl DbInner {
             .set_position(Some(Pos::new(pos.generation, pos.index, copied.new_size)));
 
         let label = self.shared.path_label.clone();
+        // The read transaction is released below: an older record no longer holds.
+        state.stepped = None;
         let (Some(rtx), Some(conn)) = (state.rtx.as_mut(), state.conn.as_mut()) else {
             return Ok(());
         };
@@ -1256,6 +1278,40 @@ impl DbInner {
             result = %format!("{},{},{}", result[0], result[1], result[2]),
             "checkpoint"
         );
+        // A whole cycle backfilled (not busy, every frame of the WAL checkpointed).
+        let complete = result[0] == 0 && result[1] >= 0 && result[1] == result[2];
+        if mode == CheckpointMode::Passive && complete {
+            // No write of our own to restart the WAL (0.3.13 writes `_litestream_seq` here,
+            // one more segment to upload even when the database is idle): copy what came in
+            // meanwhile and, while the WAL still holds this cycle, keep a record so that the
+            // application's next write, which restarts it, continues in the next index. Our
+            // read transaction is back, so at most one new cycle can start before we look
+            // (ARCHITECTURE.md, I5).
+            let wal_path = wal_path.clone();
+            let shadow_path = shadow_path.clone();
+            let mut cache = state.cache;
+            let (copied, same, cache) = spawn_blocking_in_span(move || {
+                let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)?;
+                let now = shadow::read_header_bytes(&wal_path)
+                    .map_err(|err| ReplicateError::io("checkpoint: read wal header", err))?;
+                Ok::<_, ReplicateError>((copied, now == header, cache))
+            })
+            .await
+            .map_err(join_error)??;
+            state.cache = cache;
+            self.shared
+                .set_position(Some(Pos::new(pos.generation, pos.index, copied.new_size)));
+            if same {
+                state.stepped = Some(StepAside {
+                    generation: pos.generation,
+                    index: pos.index,
+                    end: copied.new_size,
+                    header,
+                    clean: true,
+                });
+                return Ok(());
+            }
+        }
         conn.bump_seq()
             .await
             .map_err(|err| ReplicateError::sql("checkpoint: write seq", err))?;
@@ -1337,6 +1393,8 @@ struct PassOutcome {
     changed: bool,
     db_mtime: Option<SystemTime>,
     cache: ScanCache,
+    /// The checkpoint record to keep for the next pass.
+    stepped: Option<StepAside>,
 }
 
 fn reason_or(reason: Option<&'static str>) -> &'static str {

@@ -105,6 +105,72 @@ fn replicate_under_load_with_app_checkpoints_restores_same_rows() {
     );
 }
 
+/// The database file's modification time: it moves when a checkpoint backfills pages.
+fn db_mtime(db: &Path) -> std::time::SystemTime {
+    fs::metadata(db)
+        .and_then(|meta| meta.modified())
+        .unwrap_or_else(|err| panic!("cannot stat {}: {err}", db.display()))
+}
+
+/// Waits for the engine's time-based checkpoint to backfill the database.
+fn wait_for_checkpoint(replicate: &mut Replicate, db: &Path) {
+    let before = db_mtime(db);
+    replicate.wait_until("a time-based checkpoint", SYNC_TIMEOUT, |_| {
+        db_mtime(db) != before
+    });
+}
+
+/// After a commit the database goes idle: the time-based PASSIVE checkpoint backfills it
+/// without a write of its own (0.3.13 writes `_litestream_seq`, one more segment in a new
+/// index), so nothing reaches the replica while idle. The application's next commit, from a
+/// new connection, restarts the WAL and overwrites more of it than the old cycle held (0.3.13's
+/// check would see "wal overwritten" there): the generation carries on, both restore it.
+#[test]
+fn replicate_idle_checkpoint_uploads_nothing_then_next_write_continues_generation() {
+    let tuning = Tuning {
+        checkpoint_interval: "2s",
+        ..Tuning::default()
+    };
+    let (scene, db, replica, config) = scene_with_db(4096, 10, &tuning);
+    let mut replicate = start_synced(&our_bin(), &config, &replica);
+    let generation = only_generation(&replica);
+
+    let before = segments(&replica, &generation).len();
+    insert_rows(&db, 11, 5, 100);
+    replicate.wait_until("the commit in the replica", SYNC_TIMEOUT, |_| {
+        segments(&replica, &generation).len() > before
+    });
+    let synced = segments(&replica, &generation);
+    wait_for_checkpoint(&mut replicate, &db);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = segments(&replica, &generation);
+    assert_eq!(
+        idle,
+        synced,
+        "segments written after the idle checkpoint\n{}",
+        replicate.log()
+    );
+
+    insert_rows(&db, 16, 300, 1000);
+    let seen = idle.len();
+    replicate.wait_until("the big commit in the replica", SYNC_TIMEOUT, |_| {
+        segments(&replica, &generation).len() > seen
+    });
+    let exited = replicate.stop_ok();
+    assert_eq!(
+        generations(&replica),
+        vec![generation.clone()],
+        "a new generation after the idle checkpoint:\n{}",
+        exited.log
+    );
+    let source = source_digest(&db);
+    assert_eq!((source.rows, source.max_id), (315, 315));
+    let ours = restore(&our_bin(), &replica, &scene.out_path("ours"));
+    assert_same_rows(&ours, &source, "restored by ours");
+    let theirs = restore(&reference_bin(), &replica, &scene.out_path("litestream"));
+    assert_same_rows(&theirs, &source, "restored by Litestream 0.3.13");
+}
+
 #[test]
 fn replicate_ours_restored_by_litestream_gives_same_rows() {
     let (scene, db, replica, config) = scene_with_db(4096, 50, &Tuning::default());
