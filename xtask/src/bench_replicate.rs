@@ -42,7 +42,6 @@ use crate::bench::{
     wait_until,
 };
 use crate::chart;
-use crate::command::Cmd;
 
 /// Commits of case 1a, one every [`SPORADIC_INTERVAL`].
 const SPORADIC_COMMITS: u32 = 60;
@@ -177,7 +176,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         },
     ];
     let window = window_secs()?;
-    let clk_tck = clock_ticks(root);
     let work = root.join("target").join("bench").join("replicate");
     fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let large_db = build_large(&work)?;
@@ -235,7 +233,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             "bench replicate (2) {}: CPU and RSS under {RATE} commits/s for {window} s",
             tool.name
         );
-        usage(&work, tool, clk_tck, window, true)
+        usage(&work, tool, window, true)
     })?;
     rows.push(Row::secs(
         format!("2 CPU, {window} s at 200 tx/s"),
@@ -255,7 +253,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             "bench replicate (3) {}: CPU over {window} s idle",
             tool.name
         );
-        usage(&work, tool, clk_tck, window, false)
+        usage(&work, tool, window, false)
     })?;
     rows.push(Row::secs(
         format!("3 CPU, {window} s idle"),
@@ -448,17 +446,6 @@ fn window_secs() -> Result<u32> {
             .with_context(|| format!("{WINDOW_ENV}={text:?} is not a number of seconds")),
         Err(_) => Ok(WINDOW_SECS),
     }
-}
-
-/// `getconf CLK_TCK`, the unit of `/proc/<pid>/stat` times; 100 if getconf fails.
-fn clock_ticks(root: &Path) -> u64 {
-    Cmd::new("getconf", root)
-        .args(["CLK_TCK"])
-        .read()
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .filter(|&ticks| ticks > 0)
-        .unwrap_or(100)
 }
 
 /// A running `replicate DB file://DIR`, killed if dropped before [`Replicate::stop`].
@@ -742,13 +729,13 @@ fn commit_keys(path: &Path) -> Result<Vec<[u8; 16]>> {
 
 /// Figures 2 and 3: CPU time of `tool` over `secs` after its first snapshot, under the
 /// sustained load or idle, and its peak RSS at the end.
-fn usage(work: &Path, tool: &Tool, clk_tck: u64, secs: u32, load: bool) -> Result<Usage> {
+fn usage(work: &Path, tool: &Tool, secs: u32, load: bool) -> Result<Usage> {
     let case = if load { "busy" } else { "idle" };
     let (db, replica) = fresh_small_db(work, tool, case)?;
     let mut replicate = Replicate::start(tool, &db, &replica)?;
     replicate.wait_for_snapshot()?;
     let pid = replicate.pid();
-    let before = cpu_ticks(pid)?;
+    let before = cpu_time(pid)?;
     if load {
         let took = run_writer(&db, RATE * secs, rate_interval(), 1, 200, None)?;
         println!("  {} commits in {took:.1} s", RATE * secs);
@@ -756,13 +743,12 @@ fn usage(work: &Path, tool: &Tool, clk_tck: u64, secs: u32, load: bool) -> Resul
         thread::sleep(Duration::from_secs(u64::from(secs)));
     }
     replicate.check_alive()?;
-    let after = cpu_ticks(pid)?;
+    let after = cpu_time(pid)?;
     let hwm_kib = vm_hwm_kib(pid)?;
     replicate.stop()?;
-    let ticks = after.saturating_sub(before);
-    let cpu = Duration::from_millis(ticks.saturating_mul(1000) / clk_tck);
+    let cpu = after.saturating_sub(before);
     println!(
-        "  CPU {:.2} s, peak RSS {} MiB",
+        "  CPU {:.3} s, peak RSS {} MiB",
         cpu.as_secs_f64(),
         hwm_kib / 1024
     );
@@ -823,23 +809,16 @@ fn checkpoint(db: &Path) -> Result<()> {
     Ok(())
 }
 
-/// utime + stime of `pid`, in clock ticks (`/proc/<pid>/stat` fields 14 and 15).
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    // Fields after the command name, which ends at the last ')': field 3 is the first.
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("no command name in {path}"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> Result<u64> {
-        fields
-            .get(n - 3)
-            .and_then(|field| field.parse().ok())
-            .with_context(|| format!("no field {n} in {path}"))
-    };
-    Ok(field(14)? + field(15)?)
+/// CPU time used so far by every thread of `pid`, dead ones included, to the nanosecond (the
+/// process CPU-time clock; `/proc/<pid>/stat` counts in 10 ms clock ticks, too coarse for an
+/// idle process).
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let raw = i32::try_from(pid).context("pid out of range")?;
+    let clock = nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(raw))
+        .with_context(|| format!("no CPU clock for pid {pid}"))?;
+    let spent = nix::time::clock_gettime(clock)
+        .with_context(|| format!("cannot read the CPU clock of pid {pid}"))?;
+    Ok(Duration::from(spent))
 }
 
 /// `VmHWM` (peak resident set) of `pid` in KiB.
