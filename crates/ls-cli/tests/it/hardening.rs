@@ -4,7 +4,9 @@
 //! hex, non-UTF-8), symlinks to a folder outside the replica with valid-looking names, and
 //! garbage under valid-looking names that only the symlinks reach: `generations`, `snapshots`,
 //! `wal`, `restore` and `replicate` (with retention) list, read and delete only what is the
-//! replica's own, and never touch the outside folder.
+//! replica's own, and never touch the outside folder. The same for S3 (moto), GCS
+//! (fake-gcs-server) and Azure Blob (Azurite) replicas holding keys no Litestream writes,
+//! objects outside the replica's prefix and keys `object_store` cannot represent.
 //!
 //! Modes: ours creates the replica's and the meta folder's files (our replication lock included) and folders with the modes
 //! Litestream 0.3.13 gives them (the database file's mode for files, its folder's mode for
@@ -14,7 +16,7 @@
 #[expect(
     dead_code,
     clippy::duplicate_mod,
-    reason = "cloud.rs loads the same harness for all its servers; these tests use moto only"
+    reason = "cloud.rs loads the same harness for all its servers; these tests use no sshd"
 )]
 mod servers;
 
@@ -604,13 +606,98 @@ fn s3_put(addr: &str, key: &str, body: &[u8]) {
     );
 }
 
-/// Our `litestream args...` with the config `config`; returns (exit code, stdout + stderr).
-fn run_s3(config: &Path, args: &[&str]) -> (Option<i32>, String) {
+/// `key` as a query value: every byte but the unreserved ones percent-encoded, except that
+/// the `%XX` escapes `key` already holds are kept (as moto and Azurite decode them in a path).
+fn query_escape(key: &str) -> String {
+    let mut out = String::new();
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~%".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Uploads `body` as the object `key` (its `%XX` escapes decoded, `..` and all) of bucket
+/// `bkt` on fake-gcs-server at `addr`, through its JSON media upload, which needs no auth.
+fn gcs_put(addr: &str, key: &str, body: &[u8]) {
+    let mut stream = TcpStream::connect(addr).expect("fake-gcs-server accepts connections");
+    write!(
+        stream,
+        "POST /upload/storage/v1/b/bkt/o?uploadType=media&name={} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        query_escape(key),
+        body.len()
+    )
+    .and_then(|()| stream.write_all(body))
+    .expect("the request is sent");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("the response is read");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "POST {key}: {response}"
+    );
+}
+
+/// Puts a block blob (its body read from stdin) with a SharedKey-signed raw `PUT`: argv is the
+/// port, the account, its key and the blob's path after the container, sent as is.
+const AZURE_PUT: &str = r#"
+import base64, email.utils, hashlib, hmac, http.client, sys
+port, account, key, blob = sys.argv[1:]
+body = sys.stdin.buffer.read()
+path = "/%s/bkt/%s" % (account, blob)
+headers = {"x-ms-blob-type": "BlockBlob", "x-ms-date": email.utils.formatdate(usegmt=True),
+           "x-ms-version": "2021-08-06"}
+canonical = "".join("%s:%s\n" % (name, headers[name]) for name in sorted(headers))
+to_sign = "PUT\n\n\n%s\n\n\n\n\n\n\n\n\n%s/%s%s" % (len(body) or "", canonical, account, path)
+mac = hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()
+headers["Authorization"] = "SharedKey %s:%s" % (account, base64.b64encode(mac).decode())
+con = http.client.HTTPConnection("127.0.0.1", int(port))
+con.request("PUT", path, body=body, headers=headers)
+res = con.getresponse()
+text = res.read()
+if res.status != 201:
+    sys.exit("PUT %s: %d %r" % (blob, res.status, text))
+"#;
+
+/// Uploads `body` as the blob `key` (sent as is, `..` and all; Azurite decodes its `%XX`
+/// escapes) of container `bkt` on Azurite at `port`, signed by python3's hmac.
+fn azure_put(port: u16, key: &str, body: &[u8]) {
+    let mut child = Command::new("python3")
+        .args(["-c", AZURE_PUT, &port.to_string()])
+        .args([servers::AZURITE_ACCOUNT, servers::AZURITE_KEY, key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(body)
+        .expect("the body is written");
+    let output = child.wait_with_output().expect("python3 ends");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Our `litestream args...` with the config `config` and `env` added; returns (exit code,
+/// stdout + stderr).
+fn run_with_config(config: &Path, env: &[(&str, String)], args: &[&str]) -> (Option<i32>, String) {
     let output = Command::new(our_bin())
         .args(args)
         .arg("-config")
         .arg(config)
         .arg(config.with_file_name("app.db"))
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())
         .output()
         .expect("cannot run litestream");
@@ -623,15 +710,49 @@ fn run_s3(config: &Path, args: &[&str]) -> (Option<i32>, String) {
     (output.status.code(), text)
 }
 
-/// An S3 replica (moto) holding the `basic` fixture's objects, keys no Litestream writes (huge
-/// numbers, doubled slashes, non-UTF-8 escapes) and a newer valid-looking generation outside
-/// the replica's prefix: listings show only the replica's objects and restore gives the
-/// fixture's rows. Then keys with `.` or `..` segments, which `object_store` cannot represent:
-/// they are skipped as Litestream 0.3.13 ignores them, so the listings and the restore still
-/// succeed with the same results, and nothing is read from outside the prefix.
-#[test]
-fn listings_hostile_s3_replica_show_only_its_own_objects() {
-    let moto = servers::moto("bkt");
+/// A key under the replica's generations whose generation name is not UTF-8 (once its `%XX`
+/// escapes are decoded).
+const NON_UTF8_KEY: &str = "db/generations/%FF%FEdddddddddddddd/snapshots/00000000.snapshot.lz4";
+
+/// An object store holding a replica at `db` in bucket `bkt`, for [`listings_hostile_check`].
+struct HostileStore<'a> {
+    /// The replica block (`type:` line first, at 6 spaces) reaching the store.
+    replica_yaml: String,
+    /// The environment our binary needs to reach the store.
+    env: Vec<(&'a str, String)>,
+    /// Stores an object under a raw key (its `%XX` escapes decoded by the store).
+    put: &'a dyn Fn(&str, &[u8]),
+    /// Whether the store takes [`NON_UTF8_KEY`].
+    takes_non_utf8: bool,
+    /// Whether our client lists snapshots and WAL segments recursively by base name (GCS and
+    /// Azure, as 0.3.13's `gcs` and `abs` clients, whose `path.Base` drops a trailing `/`):
+    /// then [`TRAILING_SLASH_WAL_KEY`] is a WAL segment of index 9 to both 0.3.13 and ours
+    /// (checked with fake-gcs-server: both list it, and both fail to restore with "missing WAL
+    /// index 1"), so it is not put.
+    recursive: bool,
+    /// Whether our listings can skip past a key `object_store` cannot represent: not on
+    /// fake-gcs-server, whose XML listing ignores `start-after` and `max-keys` (checked with
+    /// curl: the same keys come back whatever their values), so the `.`/`..` keys come back
+    /// after every skip and each listing fails, cleanly: an error naming the key, no row, no
+    /// object read, and `restore` exits 1 writing nothing.
+    skips_dot_keys: bool,
+}
+
+/// The end of a key under the fixture's generation: a WAL segment's name followed by `/`.
+const TRAILING_SLASH_WAL_KEY: &str = "wal/00000009_00000000.wal.lz4/";
+
+/// The hostile listings check for every object store: `store` gets the `basic` fixture's
+/// objects, keys no Litestream writes (huge numbers, doubled slashes, non-UTF-8 escapes) and a
+/// newer valid-looking generation outside the replica's prefix: listings show only the
+/// replica's objects and restore gives the fixture's rows. Then keys with `.` or `..` segments,
+/// which `object_store` cannot represent: they are skipped, so the listings and the restore
+/// still succeed with the same results, and nothing is read from outside the prefix (unless
+/// the store cannot skip, see [`HostileStore::skips_dot_keys`]). 0.3.13 ignores them on S3; on
+/// GCS its recursive listings take the base names of `snapshots/../../../../x/00000009...` and
+/// `wal/./00000009_...` as a snapshot and a segment of index 9 and its restore fails (checked
+/// with fake-gcs-server), where ours skips them.
+fn listings_hostile_check(store: &HostileStore<'_>) {
+    let put = store.put;
     let case = Case::load("basic");
     let generation = case
         .dir()
@@ -643,8 +764,7 @@ fn listings_hostile_s3_replica_show_only_its_own_objects() {
             let path = entry.expect("an entry").path();
             let name = path.file_name().expect("a name").to_string_lossy();
             let bytes = fs::read(&path).expect("a fixture file");
-            s3_put(
-                &moto.addr,
+            put(
                 &format!("db/generations/{BASIC_GENERATION}/{kind}/{name}"),
                 &bytes,
             );
@@ -655,42 +775,50 @@ fn listings_hostile_s3_replica_show_only_its_own_objects() {
         "outside/generations/dddddddddddddddd/snapshots/00000000.snapshot.lz4".to_owned(),
         "db/generations/dddddddddddddddd0/snapshots/00000000.snapshot.lz4".to_owned(),
         "db/generations/ffffffffffffffffffff/snapshots/00000000.snapshot.lz4".to_owned(),
-        "db/generations/%FF%FEdddddddddddddd/snapshots/00000000.snapshot.lz4".to_owned(),
+        NON_UTF8_KEY.to_owned(),
         format!("db/generations/{BASIC_GENERATION}/snapshots/ffffffffffffffffffff.snapshot.lz4"),
         format!("db/generations/{BASIC_GENERATION}/snapshots/00000009.snapshot.lz4/x"),
         format!("db/generations/{BASIC_GENERATION}/wal/ffffffffffffffffffff_00000000.wal.lz4"),
         format!("db/generations/{BASIC_GENERATION}//wal/00000009_00000000.wal.lz4"),
-        format!("db/generations/{BASIC_GENERATION}/wal/00000009_00000000.wal.lz4/"),
+        format!("db/generations/{BASIC_GENERATION}/{TRAILING_SLASH_WAL_KEY}"),
     ] {
-        s3_put(&moto.addr, &key, garbage);
+        let refused = (key == NON_UTF8_KEY && !store.takes_non_utf8)
+            || (key.ends_with(TRAILING_SLASH_WAL_KEY) && store.recursive);
+        if !refused {
+            put(&key, garbage);
+        }
     }
     let config = case.dir().join("litestream.yml");
     fs::write(
         &config,
         format!(
-            "dbs:\n  - path: {}\n    replicas:\n      - type: s3\n        bucket: bkt\n        \
-             path: db\n        endpoint: http://{}\n        region: us-east-1\n        \
-             force-path-style: true\n        access-key-id: x\n        secret-access-key: y\n",
+            "dbs:\n  - path: {}\n    replicas:\n{}",
             case.dir().join("app.db").display(),
-            moto.addr
+            store.replica_yaml
         ),
     )
     .expect("config");
+    // A listing that fails logs an error and prints its header, with exit code 0.
+    let run = |args: &[&str]| {
+        let (code, text) = run_with_config(&config, &store.env, args);
+        assert!(!text.contains("level=ERROR"), "{args:?} failed:\n{text}");
+        (code, text)
+    };
 
     // `generations` with a config also reads the database.
     create_db(&case.dir().join("app.db"), 4096);
-    let (code, generations) = run_s3(&config, &["generations"]);
+    let (code, generations) = run(&["generations"]);
     assert_eq!(code, Some(0), "{generations}");
     assert_eq!(generations.lines().count(), 2, "{generations}");
-    let (code, snapshots) = run_s3(&config, &["snapshots"]);
+    let (code, snapshots) = run(&["snapshots"]);
     assert_eq!(code, Some(0), "{snapshots}");
     assert_eq!(snapshots.lines().count(), 2, "{snapshots}");
-    let (code, wal) = run_s3(&config, &["wal"]);
+    let (code, wal) = run(&["wal"]);
     assert_eq!(code, Some(0), "{wal}");
     assert_eq!(wal.lines().count(), 5, "{wal}");
     let out = case.dir().join("restored").join("out.db");
     let out_text = out.to_string_lossy().into_owned();
-    let (code, text) = run_s3(&config, &["restore", "-o", &out_text]);
+    let (code, text) = run(&["restore", "-o", &out_text]);
     assert_eq!(code, Some(0), "{text}");
     let summary = db_summary(&out);
     let json: Value =
@@ -708,32 +836,119 @@ fn listings_hostile_s3_replica_show_only_its_own_objects() {
         format!("db/generations/{BASIC_GENERATION}/snapshots/../../../../x/00000009.snapshot.lz4"),
         format!("db/generations/{BASIC_GENERATION}/wal/./00000009_00000000.wal.lz4"),
     ] {
-        s3_put(&moto.addr, &key, garbage);
+        put(&key, garbage);
     }
     for (args, lines) in [
         (&["generations"][..], 2),
         (&["snapshots"], 2),
         (&["wal"], 5),
     ] {
-        let (code, text) = run_s3(&config, args);
+        let (code, text) = run_with_config(&config, &store.env, args);
         assert_eq!(code, Some(0), "{args:?} with `.`/`..` keys:\n{text}");
-        assert_eq!(
-            text.lines().count(),
-            lines,
-            "{args:?} with `.`/`..` keys:\n{text}"
-        );
         assert!(
             !text.contains("dddddddddddddddd"),
             "{args:?} listed the outside:\n{text}"
         );
+        if store.skips_dot_keys {
+            assert!(
+                !text.contains("level=ERROR"),
+                "{args:?} with `.`/`..` keys failed:\n{text}"
+            );
+            assert_eq!(
+                text.lines().count(),
+                lines,
+                "{args:?} with `.`/`..` keys:\n{text}"
+            );
+        } else {
+            // The error line naming the key, and the header.
+            assert!(
+                text.contains("level=ERROR") && text.contains("db/generations/../"),
+                "{args:?} with `.`/`..` keys did not fail on `db/generations/../`:\n{text}"
+            );
+            assert_eq!(
+                text.lines().count(),
+                2,
+                "{args:?} with `.`/`..` keys:\n{text}"
+            );
+        }
     }
     let out2 = case.dir().join("restored").join("out2.db");
-    let (code, text) = run_s3(&config, &["restore", "-o", &out2.to_string_lossy()]);
+    let (code, text) = run_with_config(
+        &config,
+        &store.env,
+        &["restore", "-o", &out2.to_string_lossy()],
+    );
+    if !store.skips_dot_keys {
+        assert_eq!(code, Some(1), "restore with `.`/`..` keys:\n{text}");
+        assert!(!out2.exists(), "restore wrote {}:\n{text}", out2.display());
+        return;
+    }
     assert_eq!(code, Some(0), "restore with `.`/`..` keys:\n{text}");
+    assert!(!text.contains("level=ERROR"), "{text}");
     let summary = db_summary(&out2);
     assert_eq!(Some(summary.rows), json["rows"].as_u64());
     assert_eq!(
         Some(summary.rows_sha256.as_str()),
         json["rows_sha256"].as_str()
     );
+}
+
+/// [`listings_hostile_check`] on moto, which stores every key as sent (its `%XX` escapes
+/// decoded, so [`NON_UTF8_KEY`] holds the bytes FF FE).
+#[test]
+fn listings_hostile_s3_replica_show_only_its_own_objects() {
+    let moto = servers::moto("bkt");
+    listings_hostile_check(&HostileStore {
+        replica_yaml: format!(
+            "      - type: s3\n        bucket: bkt\n        path: db\n        endpoint: http://{}\n        \
+             region: us-east-1\n        force-path-style: true\n        access-key-id: x\n        \
+             secret-access-key: y\n",
+            moto.addr
+        ),
+        env: Vec::new(),
+        put: &|key, body| s3_put(&moto.addr, key, body),
+        takes_non_utf8: true,
+        recursive: false,
+        skips_dot_keys: true,
+    });
+}
+
+/// [`listings_hostile_check`] on fake-gcs-server, which stores every key, `.`/`..` segments
+/// included; it lists [`NON_UTF8_KEY`] with U+FFFD in place of each of the bytes FF FE (Go
+/// replaces invalid UTF-8 when it encodes the listing), so that key checks a generation name
+/// that is valid UTF-8 but not hex here.
+#[test]
+fn listings_hostile_gcs_replica_show_only_its_own_objects() {
+    let gcs = servers::fake_gcs("bkt");
+    listings_hostile_check(&HostileStore {
+        replica_yaml: "      - type: gcs\n        bucket: bkt\n        path: db\n".to_owned(),
+        env: vec![("STORAGE_EMULATOR_HOST", format!("http://{}", gcs.addr))],
+        put: &|key, body| gcs_put(&gcs.addr, key, body),
+        takes_non_utf8: true,
+        recursive: true,
+        skips_dot_keys: false,
+    });
+}
+
+/// [`listings_hostile_check`] on Azurite, which stores every key as sent, `.`/`..` segments
+/// included, but [`NON_UTF8_KEY`]: Azurite answers 500 (its `extractStoragePartsFromPath`
+/// throws `URIError: URI malformed` from `decodeURIComponent` on `%FF%FE`), and node's HTTP
+/// parser answers 400 to the raw bytes in a request path, so no blob name can hold them.
+#[test]
+fn listings_hostile_abs_replica_show_only_its_own_objects() {
+    let azurite = servers::azurite("bkt");
+    listings_hostile_check(&HostileStore {
+        replica_yaml: format!(
+            "      - type: abs\n        account-name: {account}\n        account-key: {}\n        \
+             bucket: bkt\n        path: db\n        endpoint: http://{}/{account}\n",
+            servers::AZURITE_KEY,
+            azurite.addr,
+            account = servers::AZURITE_ACCOUNT,
+        ),
+        env: Vec::new(),
+        put: &|key, body| azure_put(azurite.port, key, body),
+        takes_non_utf8: false,
+        recursive: true,
+        skips_dot_keys: true,
+    });
 }
