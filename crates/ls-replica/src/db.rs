@@ -23,8 +23,9 @@ use crate::shadow::{self, Copied, HEADER_LEN, Meta, Modes, ScanCache};
 use crate::shmlock;
 use crate::sqlite::{CheckpointMode, Sqlite};
 
-/// A pass that finds nothing changed is still run in full this often.
-pub const FULL_PASS_EVERY: Duration = Duration::from_secs(10);
+/// A pass that finds nothing changed is still run in full this often: a fallback only, as file
+/// events and the size and time probe of every tick catch changes.
+pub const FULL_PASS_EVERY: Duration = Duration::from_secs(60);
 
 /// How often other processes' WAL-index locks are read, to notice a waiting checkpoint.
 const CHECKPOINTER_PROBE: Duration = Duration::from_millis(250);
@@ -426,9 +427,8 @@ impl Db {
 
 impl DbInner {
     async fn monitor(self: Arc<Self>) {
-        let mut ticker = tokio::time::interval(self.options.monitor_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
+        let interval = self.options.monitor_interval;
+        let mut next_tick = crate::timer_grid::on_grid(Instant::now() + interval);
         // Other processes' locks are read every 250 ms while the database is in use (file events
         // in the last 10 s) or something looks like a waiting checkpointer, on each tick (every
         // second by default) otherwise: an idle replicate then costs next to nothing.
@@ -446,7 +446,8 @@ impl DbInner {
                 || self.options.monitor_interval > IDLE_PROBE;
             let (full, urgent) = tokio::select! {
                 () = self.token.cancelled() => return,
-                _ = ticker.tick() => {
+                () = tokio::time::sleep_until(next_tick.into()) => {
+                    next_tick = crate::timer_grid::on_grid(Instant::now() + interval);
                     if !fast_probe {
                         suspect = self.probe_checkpointer(suspect).await;
                     }
@@ -817,7 +818,7 @@ impl DbInner {
             }
             return Err(err);
         }
-        let probe = self.probe();
+        let probe = self.probe_with(&db_meta);
         if !force
             && let Some((last, at)) = state.probe
             && Some(last) == probe
@@ -854,6 +855,11 @@ impl DbInner {
     /// this runs on every idle tick.
     fn probe(&self) -> Option<Probe> {
         let db = std::fs::metadata(&self.options.path).ok()?;
+        self.probe_with(&db)
+    }
+
+    /// [`Self::probe`] with the database's metadata already read.
+    fn probe_with(&self, db: &std::fs::Metadata) -> Option<Probe> {
         let wal = std::fs::metadata(&self.wal_path)
             .ok()
             .and_then(|meta| Some((meta.len(), meta.modified().ok()?)));

@@ -68,6 +68,7 @@ mod restore_plan;
 mod shadow;
 mod shmlock;
 mod sqlite;
+mod timer_grid;
 mod watch;
 
 pub use crate::db::{Db, DbOptions, FULL_PASS_EVERY};
@@ -80,3 +81,4 @@ pub use crate::restore::{
     WAL_BUDGET_BYTES, restore,
 };
 pub use crate::restore_plan::{RestorePlan, RestoreUntil, plan_restore};
+pub use crate::timer_grid::set_timer_epoch;
