@@ -104,6 +104,10 @@ pub(crate) struct DbShared {
     /// A descriptor on the `-shm` file, opened once and never closed (same reason), through
     /// which other processes' WAL-index locks are read.
     shm_file: StdMutex<Option<Arc<std::fs::File>>>,
+    /// SQLite's commit counter (`iChange` in the `-shm`) right after our own last commit
+    /// (`u64::MAX` before any): a file event with the counter still there was ours, not the
+    /// application's, and does not make the monitor probe locks faster.
+    own_commit: std::sync::atomic::AtomicU64,
 }
 
 impl DbShared {
@@ -122,6 +126,23 @@ impl DbShared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Records SQLite's commit counter after a commit of our own.
+    fn note_own_commit(&self) {
+        if let Some(counter) = self
+            .shm_file()
+            .and_then(|shm| shmlock::commit_counter(&shm))
+        {
+            self.own_commit.store(u64::from(counter), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether someone else committed since our own last commit (true when unknown).
+    fn others_committed(&self) -> bool {
+        self.shm_file()
+            .and_then(|shm| shmlock::commit_counter(&shm))
+            .is_none_or(|counter| u64::from(counter) != self.own_commit.load(Ordering::Relaxed))
     }
 
     fn shm_file(&self) -> Option<Arc<std::fs::File>> {
@@ -234,6 +255,7 @@ impl Db {
             page_size: AtomicU32::new(0),
             changed: watch::channel(0).0,
             urgent: std::sync::atomic::AtomicU64::new(0),
+            own_commit: std::sync::atomic::AtomicU64::new(u64::MAX),
             checkpoint_lock: Mutex::new(()),
             pass_request: Notify::new(),
             requested: std::sync::atomic::AtomicU64::new(0),
@@ -460,13 +482,17 @@ impl DbInner {
                 woken = self.wake.woken() => match woken {
                     // The first change after a quiet spell runs a pass at once and ships.
                     crate::watch::Woken::Urgent => {
-                        last_activity = Instant::now();
+                        if self.shared.others_committed() {
+                            last_activity = Instant::now();
+                        }
                         (true, true)
                     }
                     // Changes that keep coming only tell the replicas there is more: each asks
                     // for a pass right before its next upload, once per sync-interval.
                     crate::watch::Woken::Pending => {
-                        last_activity = Instant::now();
+                        if self.shared.others_committed() {
+                            last_activity = Instant::now();
+                        }
                         if self.shared.position().is_some() {
                             self.shared.changed.send_modify(|n| *n = n.wrapping_add(1));
                             continue;
@@ -938,6 +964,8 @@ impl DbInner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             std::fs::File::open(PathBuf::from(shm)).ok().map(Arc::new);
+        // Opening converted the database and created Litestream's tables.
+        self.shared.note_own_commit();
 
         let meta = self.shared.meta.clone();
         let wal_path = self.wal_path.clone();
@@ -990,6 +1018,7 @@ impl DbInner {
             conn.bump_seq()
                 .await
                 .map_err(|err| ReplicateError::sql("ensure wal exists", err))?;
+            self.shared.note_own_commit();
         }
 
         let meta = self.shared.meta.clone();
@@ -1321,6 +1350,7 @@ impl DbInner {
         conn.bump_seq()
             .await
             .map_err(|err| ReplicateError::sql("checkpoint: write seq", err))?;
+        self.shared.note_own_commit();
         let other = shadow::read_header_bytes(&wal_path)
             .map_err(|err| ReplicateError::io("checkpoint: read wal header", err))?;
         if other == header {
