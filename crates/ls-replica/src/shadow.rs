@@ -347,7 +347,9 @@ pub(crate) fn copy_to_shadow(
             first: None,
         };
     }
-    let mut reader = BufReader::with_capacity(1 << 20, real);
+    // Over the std file, whose reads fill the buffer in place (fs_err's would zero all of it
+    // first, on every pass).
+    let mut reader = BufReader::with_capacity(1 << 20, real.file());
     reader
         .seek(SeekFrom::Start(cache.scanned))
         .map_err(|err| ReplicateError::io("read wal", err))?;
@@ -386,24 +388,23 @@ pub(crate) fn copy_to_shadow(
 
     // Pass 2: copy the committed bytes. No WAL restart can happen meanwhile (the engine holds a
     // read transaction or the write lock), so these are the frames pass 1 checked.
-    let mut real = wal.into_inner();
-    real.seek(SeekFrom::Start(start))
-        .map_err(|err| ReplicateError::io("read wal", err))?;
+    // File to file: the kernel copies (copy_file_range on Linux), no buffer of ours.
+    drop(wal);
     let copy = (|| -> Result<(), ReplicateError> {
-        let mut remaining = last_commit - start;
-        let mut offset = start;
-        let mut buf = vec![0u8; 1 << 20];
-        while remaining > 0 {
-            let want = usize::try_from(remaining.min(1 << 20)).unwrap_or(1 << 20);
-            let chunk = buf.get_mut(..want).unwrap_or_default();
-            real.read_exact(chunk).map_err(|err| {
-                ReplicateError::io(format!("read wal: {}", wal_path.display()), err)
-            })?;
-            shadow.file().write_all_at(chunk, offset).map_err(|err| {
-                ReplicateError::io(format!("write shadow file: {shadow_name}"), err)
-            })?;
-            offset += u64::try_from(want).unwrap_or(0);
-            remaining -= u64::try_from(want).unwrap_or(0);
+        let want = last_commit - start;
+        let mut from = real.file();
+        from.seek(SeekFrom::Start(start))
+            .map_err(|err| ReplicateError::io(format!("read wal: {}", wal_path.display()), err))?;
+        let mut to = shadow.file();
+        to.seek(SeekFrom::Start(start))
+            .map_err(|err| ReplicateError::io(format!("write shadow file: {shadow_name}"), err))?;
+        let copied = std::io::copy(&mut from.take(want), &mut to)
+            .map_err(|err| ReplicateError::io(format!("write shadow file: {shadow_name}"), err))?;
+        if copied != want {
+            return Err(ReplicateError::io(
+                format!("read wal: {}", wal_path.display()),
+                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            ));
         }
         if shadow_size > last_commit {
             shadow.set_len(last_commit).map_err(|err| {
