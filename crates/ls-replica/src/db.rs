@@ -182,6 +182,10 @@ struct DbState {
     /// may have restarted the WAL or may still let the next writer restart it; kept while our
     /// read transaction stays open and the WAL's cycle gets no new frames.
     stepped: Option<StepAside>,
+    /// What the last clean saw (generation, shadow index, lowest replica index) and the size of
+    /// the shadow files other than the current one: while these stay, a pass has nothing to
+    /// clean and the size metric needs no directory listing.
+    cleaned: Option<((Generation, u32, u32), u64)>,
 }
 
 /// What the shadow WAL held when we released the read transaction for an application's
@@ -1202,21 +1206,31 @@ impl DbInner {
             return Ok(());
         };
         let label = self.shared.path_label.clone();
-        spawn_blocking_in_span(move || -> Result<(), ReplicateError> {
-            meta.clean(&pos.generation, min_index)
-                .map_err(|err| ReplicateError::Other(format!("cannot clean: {}", chain(&err))))?;
-            let total: u64 = meta
-                .shadow_files(&pos.generation)?
-                .iter()
-                .map(|(_, size)| size)
-                .sum();
-            metrics::gauge!("litestream_shadow_wal_index", "db" => label.clone())
-                .set(f64::from(pos.index));
-            metrics::gauge!("litestream_shadow_wal_size", "db" => label).set(u64_f64(total));
-            Ok(())
-        })
-        .await
-        .map_err(join_error)??;
+        let key = (pos.generation, pos.index, min_index);
+        let others = match state.cleaned {
+            Some((seen, others)) if seen == key => others,
+            _ => {
+                let others = spawn_blocking_in_span(move || -> Result<u64, ReplicateError> {
+                    meta.clean(&pos.generation, min_index).map_err(|err| {
+                        ReplicateError::Other(format!("cannot clean: {}", chain(&err)))
+                    })?;
+                    Ok(meta
+                        .shadow_files(&pos.generation)?
+                        .iter()
+                        .filter(|(index, _)| *index != pos.index)
+                        .map(|(_, size)| size)
+                        .sum())
+                })
+                .await
+                .map_err(join_error)??;
+                state.cleaned = Some((key, others));
+                others
+            }
+        };
+        metrics::gauge!("litestream_shadow_wal_index", "db" => label.clone())
+            .set(f64::from(pos.index));
+        metrics::gauge!("litestream_shadow_wal_size", "db" => label)
+            .set(u64_f64(others.saturating_add(pos.offset)));
         // An urgent pass that finds nothing new still wakes the replicas: a tick's pass may
         // have copied the frames of that first commit a moment before, without the mark.
         if changed || urgent {
