@@ -8,6 +8,7 @@
 #[path = "../../../ls-backends/tests/it/servers.rs"]
 mod servers;
 
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -424,8 +425,18 @@ fn s3_restart_without_writes_keeps_generation_and_snapshot() {
 
     // Nothing written while stopped: the same generation goes on, no new snapshot, and new
     // writes are uploaded.
-    let mut replicate = setup.replicate(&our_bin());
-    replicate.wait_for_log("replicating to", SYNC_TIMEOUT);
+    // The writer must not be the database's last connection: closing, it would checkpoint and
+    // delete the WAL, and rightly make the next pass start a new generation.
+    let replicate = setup.replicate(&our_bin());
+    let fds = PathBuf::from(format!("/proc/{}/fd", replicate.pid()));
+    let shm = PathBuf::from(format!("{}-shm", setup.db.display()));
+    wait_until("replicate holding the database open", SYNC_TIMEOUT, || {
+        fs::read_dir(&fds).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|entry| fs::read_link(entry.path()).is_ok_and(|target| target == shm))
+        })
+    });
     insert_rows(&setup.db, 101, 50, 100);
     wait_until("a new wal segment after the restart", SYNC_TIMEOUT, || {
         setup.rows("wal").len() > segments
