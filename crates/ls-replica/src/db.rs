@@ -128,20 +128,22 @@ impl DbShared {
             .clone()
     }
 
+    /// SQLite's commit counter in the `-shm`, once it is open.
+    fn commit_counter(&self) -> Option<u32> {
+        self.shm_file()
+            .and_then(|shm| shmlock::commit_counter(&shm))
+    }
+
     /// Records SQLite's commit counter after a commit of our own.
     fn note_own_commit(&self) {
-        if let Some(counter) = self
-            .shm_file()
-            .and_then(|shm| shmlock::commit_counter(&shm))
-        {
+        if let Some(counter) = self.commit_counter() {
             self.own_commit.store(u64::from(counter), Ordering::Relaxed);
         }
     }
 
     /// Whether someone else committed since our own last commit (true when unknown).
     fn others_committed(&self) -> bool {
-        self.shm_file()
-            .and_then(|shm| shmlock::commit_counter(&shm))
+        self.commit_counter()
             .is_none_or(|counter| u64::from(counter) != self.own_commit.load(Ordering::Relaxed))
     }
 
@@ -853,7 +855,7 @@ impl DbInner {
             && let Some((last, at)) = state.probe
             && Some(last) == probe
             && at.elapsed() < FULL_PASS_EVERY
-            && (state.stepped.is_some() || !self.checkpoint_due(&db_meta))
+            && !self.checkpoint_due(&state, &db_meta)
         {
             return Ok(());
         }
@@ -910,9 +912,11 @@ impl DbInner {
             .is_ok_and(|open| open.ino() != db_meta.ino() || open.dev() != db_meta.dev())
     }
 
-    fn checkpoint_due(&self, db_meta: &std::fs::Metadata) -> bool {
+    /// Whether the time-based checkpoint is due: never while the WAL's cycle was checkpointed
+    /// whole and got no frame since (`stepped`), as there is nothing to backfill.
+    fn checkpoint_due(&self, state: &DbState, db_meta: &std::fs::Metadata) -> bool {
         let interval = self.options.checkpoint_interval;
-        if interval.is_zero() {
+        if interval.is_zero() || state.stepped.is_some() {
             return false;
         }
         let Some(pos) = self.shared.position() else {

@@ -259,9 +259,9 @@ impl Setup {
         );
     }
 
-    /// Restores the latest state with `bin` to a fresh path and digests it; `None` when the
-    /// restore fails (a replica still being written).
-    fn try_restore(&self, bin: &Path, name: &str) -> Option<Digest> {
+    /// Restores the latest state with `bin` to a fresh path and digests it; the restore's
+    /// output when it fails (a replica still being written).
+    fn try_restore(&self, bin: &Path, name: &str) -> Result<Digest, String> {
         let out = self.scene.out_path(name);
         let config = self.config.to_string_lossy();
         let db = self.db.to_string_lossy();
@@ -272,22 +272,17 @@ impl Setup {
             self.scene.path(),
             &self.env,
         );
-        (exited.code == Some(0)).then(|| digest(&out))
+        if exited.code == Some(0) {
+            Ok(digest(&out))
+        } else {
+            Err(exited.log)
+        }
     }
 
     /// Restores the latest state with `bin` to a fresh path and digests it.
     fn restore(&self, bin: &Path, name: &str) -> Digest {
-        let out = self.scene.out_path(name);
-        let config = self.config.to_string_lossy();
-        let db = self.db.to_string_lossy();
-        let out_text = out.to_string_lossy();
-        run_ok(
-            bin,
-            &["restore", "-config", &config, "-o", &out_text, &db],
-            self.scene.path(),
-            &self.env,
-        );
-        digest(&out)
+        self.try_restore(bin, name)
+            .unwrap_or_else(|log| panic!("`{} restore` failed:\n{log}", bin.display()))
     }
 }
 
@@ -366,7 +361,7 @@ fn litestream_replicates_ours_restores(kind: Kind) {
         tries += 1;
         setup
             .try_restore(&our_bin(), &format!("catch-up-{tries}"))
-            .is_some_and(|restored| restored.rows == source.rows)
+            .is_ok_and(|restored| restored.rows == source.rows)
     });
     replicate.stop_or_kill(Signal::SIGTERM, Duration::from_secs(15));
 

@@ -586,12 +586,13 @@ fn config_mutated_files_load_or_fail_cleanly() {
     }
 }
 
-/// PUTs `body` as the object `key` (sent as is, `..` and all) of bucket `bkt` on moto at `addr`.
-fn s3_put(addr: &str, key: &str, body: &[u8]) {
-    let mut stream = TcpStream::connect(addr).expect("moto accepts connections");
+/// Sends one HTTP/1.1 request to `addr`, `head` being its request line and extra headers
+/// (each ending in CRLF), with `body`; panics unless the answer is 200.
+fn raw_request(addr: &str, head: &str, body: &[u8]) {
+    let mut stream = TcpStream::connect(addr).expect("the server accepts connections");
     write!(
         stream,
-        "PUT /bkt/{key} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{head}Host: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .and_then(|()| stream.write_all(body))
@@ -600,10 +601,12 @@ fn s3_put(addr: &str, key: &str, body: &[u8]) {
     stream
         .read_to_string(&mut response)
         .expect("the response is read");
-    assert!(
-        response.starts_with("HTTP/1.1 200"),
-        "PUT {key}: {response}"
-    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{head}{response}");
+}
+
+/// PUTs `body` as the object `key` (sent as is, `..` and all) of bucket `bkt` on moto at `addr`.
+fn s3_put(addr: &str, key: &str, body: &[u8]) {
+    raw_request(addr, &format!("PUT /bkt/{key} HTTP/1.1\r\n"), body);
 }
 
 /// `key` as a query value: every byte but the unreserved ones percent-encoded, except that
@@ -623,23 +626,14 @@ fn query_escape(key: &str) -> String {
 /// Uploads `body` as the object `key` (its `%XX` escapes decoded, `..` and all) of bucket
 /// `bkt` on fake-gcs-server at `addr`, through its JSON media upload, which needs no auth.
 fn gcs_put(addr: &str, key: &str, body: &[u8]) {
-    let mut stream = TcpStream::connect(addr).expect("fake-gcs-server accepts connections");
-    write!(
-        stream,
-        "POST /upload/storage/v1/b/bkt/o?uploadType=media&name={} HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        query_escape(key),
-        body.len()
-    )
-    .and_then(|()| stream.write_all(body))
-    .expect("the request is sent");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("the response is read");
-    assert!(
-        response.starts_with("HTTP/1.1 200"),
-        "POST {key}: {response}"
+    raw_request(
+        addr,
+        &format!(
+            "POST /upload/storage/v1/b/bkt/o?uploadType=media&name={} HTTP/1.1\r\n\
+             Content-Type: application/octet-stream\r\n",
+            query_escape(key)
+        ),
+        body,
     );
 }
 
