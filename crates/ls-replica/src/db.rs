@@ -28,7 +28,7 @@ use crate::sqlite::{CheckpointMode, Sqlite};
 pub const FULL_PASS_EVERY: Duration = Duration::from_secs(60);
 
 /// How often other processes' WAL-index locks are read, to notice a waiting checkpoint.
-const CHECKPOINTER_PROBE: Duration = Duration::from_millis(250);
+const CHECKPOINTER_PROBE: Duration = Duration::from_millis(200);
 
 /// How often those locks are read when the database has been idle for `ACTIVE_WINDOW`.
 const IDLE_PROBE: Duration = Duration::from_secs(1);
@@ -457,9 +457,9 @@ impl DbInner {
     async fn monitor(self: Arc<Self>) {
         let interval = self.options.monitor_interval;
         let mut next_tick = crate::timer_grid::on_grid(Instant::now() + interval);
-        // Other processes' locks are read every 250 ms while the database is in use (file events
-        // in the last 10 s) or something looks like a waiting checkpointer, on each tick (every
-        // second by default) otherwise: an idle replicate then costs next to nothing.
+        // Other processes' locks are read every 200-264 ms while the database is in use (file
+        // events in the last 10 s) or something looks like a waiting checkpointer, on each tick
+        // (every second by default) otherwise: an idle replicate then costs next to nothing.
         let mut next_probe = Instant::now() + CHECKPOINTER_PROBE;
         let mut last_activity = Instant::now()
             .checked_sub(ACTIVE_WINDOW)
@@ -509,7 +509,8 @@ impl DbInner {
                 () = self.shared.pass_request.notified() => (true, false),
                 () = tokio::time::sleep_until(next_probe.into()), if fast_probe => {
                     suspect = self.probe_checkpointer(suspect).await;
-                    next_probe = Instant::now() + CHECKPOINTER_PROBE;
+                    // On the grid: one wake-up per probe instead of two.
+                    next_probe = crate::timer_grid::on_grid(Instant::now() + CHECKPOINTER_PROBE);
                     continue;
                 }
             };
