@@ -33,6 +33,11 @@ const CHECKPOINTER_PROBE: Duration = Duration::from_millis(200);
 /// How often those locks are read when the database has been idle for `ACTIVE_WINDOW`.
 const IDLE_PROBE: Duration = Duration::from_secs(1);
 
+/// The tick of a database idle for `ACTIVE_WINDOW` whose WAL is watched (when the
+/// `monitor-interval` is shorter): its writes wake the monitor at once, so the tick only reads
+/// the locks and stands in for a lost event.
+const IDLE_TICK: Duration = Duration::from_secs(2);
+
 /// How long after a file event the database counts as in use.
 const ACTIVE_WINDOW: Duration = Duration::from_secs(10);
 
@@ -459,7 +464,8 @@ impl DbInner {
         let mut next_tick = crate::timer_grid::on_grid(Instant::now() + interval);
         // Other processes' locks are read every 200-264 ms while the database is in use (file
         // events in the last 10 s) or something looks like a waiting checkpointer, on each tick
-        // (every second by default) otherwise: an idle replicate then costs next to nothing.
+        // otherwise (every second by default, every 2 s while the WAL's writes wake us): an
+        // idle replicate then costs next to nothing.
         let mut next_probe = Instant::now() + CHECKPOINTER_PROBE;
         let mut last_activity = Instant::now()
             .checked_sub(ACTIVE_WINDOW)
@@ -475,7 +481,12 @@ impl DbInner {
             let (full, urgent) = tokio::select! {
                 () = self.token.cancelled() => return,
                 () = tokio::time::sleep_until(next_tick.into()) => {
-                    next_tick = crate::timer_grid::on_grid(Instant::now() + interval);
+                    let step = if !fast_probe && self.wake.watching() {
+                        interval.max(IDLE_TICK)
+                    } else {
+                        interval
+                    };
+                    next_tick = crate::timer_grid::on_grid(Instant::now() + step);
                     if !fast_probe {
                         suspect = self.probe_checkpointer(suspect).await;
                     }

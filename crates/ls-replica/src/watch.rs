@@ -83,6 +83,15 @@ impl Wake {
         }
     }
 
+    /// Whether a write to the WAL will wake us: the WAL watch is armed.
+    pub(crate) fn watching(&self) -> bool {
+        self.armed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .wd
+            .is_some()
+    }
+
     /// A write to the WAL, reported by watch `wd`.
     fn wal_written(&self, wd: i32) {
         let quiet = {

@@ -1168,7 +1168,7 @@ fn replica_disk_full_logs_replica_path_and_resumes_when_space_returns() {
 // ---------------------------------------------------------------------------------------------
 
 /// How long an application's `PRAGMA wal_checkpoint(TRUNCATE)` may take while ours runs: we
-/// step aside within two lock probes (250 ms apart), well inside the application's 5 s
+/// step aside within two lock probes (200-264 ms apart), well inside the application's 5 s
 /// `busy_timeout`.
 const APP_TRUNCATE_MAX: Duration = Duration::from_secs(1);
 
@@ -1283,4 +1283,85 @@ fn app_truncate_checkpoints_then_idle_keep_one_generation() {
 #[test]
 fn app_truncate_checkpoints_then_other_connection_writes_keep_one_generation() {
     app_truncates_keep_generation(true);
+}
+
+/// How long an application's TRUNCATE may take after the database sat idle: the idle tick
+/// (every 2 s) finds the waiting checkpoint, two fast probes confirm it.
+const IDLE_APP_TRUNCATE_MAX: Duration = Duration::from_secs(4);
+
+/// The application commits, stays idle for 12 s (past the 10 s after which ours reads the locks
+/// only on its idle tick, every 2 s), then runs `PRAGMA wal_checkpoint(TRUNCATE)` with a 10 s
+/// busy timeout: it completes within [`IDLE_APP_TRUNCATE_MAX`] (Litestream 0.3.13 holds it for
+/// the whole busy timeout), the generation is kept, and the replica restores the same rows.
+#[test]
+fn app_truncate_after_idle_spell_completes_within_the_idle_tick() {
+    let scene = Scene::new();
+    let (db, replica) = (scene.join("app.db"), scene.join("replica"));
+    create_db(&db, 4096);
+    insert_rows(&db, 1, 20, 200);
+    let config = scene.write(
+        "litestream.yml",
+        &format!(
+            "logging:\n  level: debug\ndbs:\n  - path: {}\n    replicas:\n{}",
+            db.display(),
+            Store::File(replica.clone()).replica_yaml()
+        ),
+    );
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    replicate.wait_until("a first snapshot and segment", SYNC_TIMEOUT, |_| {
+        has_synced(&replica)
+    });
+    let first = generations(&replica);
+    let mut app = Session::open(&db);
+    app.run_ok("PRAGMA busy_timeout=10000");
+    app.run_ok(&rows_sql(21, 30, 200));
+    // Not a wait for replication: the application is idle, as applications are.
+    thread::sleep(Duration::from_secs(12));
+    let started = Instant::now();
+    let result = app.run_ok("PRAGMA wal_checkpoint(TRUNCATE)");
+    let took = started.elapsed();
+    assert_eq!(
+        result,
+        "[(0, 0, 0)]",
+        "the application's TRUNCATE after an idle spell did not complete (busy, log frames, \
+         checkpointed frames) after {took:?}:\n{}",
+        replicate.log()
+    );
+    assert!(
+        took < IDLE_APP_TRUNCATE_MAX,
+        "the application's TRUNCATE after an idle spell took {took:?}:\n{}",
+        replicate.log()
+    );
+    app.run_ok(&rows_sql(51, 10, 200));
+    let source = backup_digest(&db, &scene.join("source.db"));
+    assert_eq!(source.max_id, 60);
+    wait_restores_source(
+        &mut replicate,
+        &scene,
+        &config,
+        &db,
+        &source,
+        20,
+        "idle truncate",
+    );
+    let log = replicate.stop_ok().log;
+    app.close();
+    let after = generations(&replica);
+    assert_eq!(
+        (after.len(), &after),
+        (1, &first),
+        "a TRUNCATE after an idle spell: the replica should keep its first generation\n{log}"
+    );
+    let ours = restore(
+        &our_bin(),
+        &config,
+        &db,
+        &scene.out_path("ours"),
+        "idle truncate",
+    );
+    assert_same_rows(
+        &ours,
+        &source,
+        &format!("idle truncate: restored by ours\n{log}"),
+    );
 }
