@@ -11,7 +11,9 @@
 //! 4. time from start to the first snapshot of a ~1 GiB database, and peak RSS meanwhile;
 //! 5. peak RSS while one ~200 MB transaction is replicated to completion.
 //!
-//! `BENCH_REPLICATE_SECS` shortens the 60 s windows of 2 and 3 for quick runs. Work happens under
+//! `BENCH_REPLICATE_SECS` shortens the 60 s windows of 2 and 3 for quick runs;
+//! `BENCH_REPLICATE_ROUNDS=N` measures 2 and 3 N times, the tools taking turns, and prints the
+//! median (both tools' CPU figures vary by 10-20% from run to run). Work happens under
 //! `target/bench/replicate/`; the 1 GiB database is built once there (delete it to rebuild).
 //!
 //! How lag is measured: a python3 `sqlite3` writer commits numbered rows and, after each commit
@@ -53,6 +55,8 @@ const LAG_LOAD_SECS: u32 = 20;
 /// Default window of figures 2 and 3; `BENCH_REPLICATE_SECS` overrides it.
 const WINDOW_SECS: u32 = 60;
 const WINDOW_ENV: &str = "BENCH_REPLICATE_SECS";
+/// Rounds of figures 2 and 3 (default 1); each figure is then the median round.
+const ROUNDS_ENV: &str = "BENCH_REPLICATE_ROUNDS";
 /// Rows of the small database the lag, CPU and big-transaction cases start from.
 const SMALL_ROWS: u64 = 1_000;
 /// Figure 5: one transaction of `BIG_ROWS` rows of `BIG_ROW_BYTES` random bytes.
@@ -228,9 +232,11 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         Some(1.0),
     );
 
-    let [busy_ours, busy_theirs] = each(&tools, |tool| {
+    let rounds = rounds()?;
+    let [busy_ours, busy_theirs] = each_round(&tools, rounds, |tool, round| {
         println!(
-            "bench replicate (2) {}: CPU and RSS under {RATE} commits/s for {window} s",
+            "bench replicate (2) {} round {round}/{rounds}: CPU and RSS under {RATE} commits/s \
+             for {window} s",
             tool.name
         );
         usage(&work, tool, window, true)
@@ -248,9 +254,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         Some(0.5),
     ));
 
-    let [idle_ours, idle_theirs] = each(&tools, |tool| {
+    let [idle_ours, idle_theirs] = each_round(&tools, rounds, |tool, round| {
         println!(
-            "bench replicate (3) {}: CPU over {window} s idle",
+            "bench replicate (3) {} round {round}/{rounds}: CPU over {window} s idle",
             tool.name
         );
         usage(&work, tool, window, false)
@@ -405,6 +411,46 @@ fn each<T>(tools: &[Tool; 2], mut f: impl FnMut(&Tool) -> Result<T>) -> Result<[
     let ours = f(&tools[0]).with_context(|| format!("with {}", tools[0].name))?;
     let theirs = f(&tools[1]).with_context(|| format!("with {}", tools[1].name))?;
     Ok([ours, theirs])
+}
+
+/// Figures 2 and 3 measured `rounds` times, the tools taking turns: for each tool the median
+/// CPU time and the highest peak RSS.
+fn each_round(
+    tools: &[Tool; 2],
+    rounds: u32,
+    mut f: impl FnMut(&Tool, u32) -> Result<Usage>,
+) -> Result<[Usage; 2]> {
+    let mut runs: [Vec<Usage>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=rounds {
+        let [ours, theirs] = each(tools, |tool| f(tool, round))?;
+        runs[0].push(ours);
+        runs[1].push(theirs);
+    }
+    Ok(runs.map(|mut runs| {
+        runs.sort_by_key(|run| run.cpu);
+        let hwm_kib = runs.iter().map(|run| run.hwm_kib).max().unwrap_or(0);
+        let cpu = runs
+            .get(runs.len() / 2)
+            .map_or(Duration::ZERO, |run| run.cpu);
+        if runs.len() > 1 {
+            let all: Vec<String> = runs
+                .iter()
+                .map(|run| format!("{:.3}", run.cpu.as_secs_f64()))
+                .collect();
+            println!("  CPU per round (s, sorted): {}", all.join(" "));
+        }
+        Usage { cpu, hwm_kib }
+    }))
+}
+
+fn rounds() -> Result<u32> {
+    match std::env::var(ROUNDS_ENV) {
+        Ok(text) => match text.parse() {
+            Ok(0) | Err(_) => bail!("{ROUNDS_ENV}={text:?} is not a positive number of rounds"),
+            Ok(rounds) => Ok(rounds),
+        },
+        Err(_) => Ok(1),
+    }
 }
 
 fn lag_rows(
