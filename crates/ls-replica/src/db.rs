@@ -152,7 +152,7 @@ impl DbShared {
             .is_none_or(|counter| u64::from(counter) != self.own_commit.load(Ordering::Relaxed))
     }
 
-    fn shm_file(&self) -> Option<Arc<std::fs::File>> {
+    pub(crate) fn shm_file(&self) -> Option<Arc<std::fs::File>> {
         self.shm_file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -54,6 +54,12 @@ pub enum ReplicateError {
         #[source]
         source: EncryptionError,
     },
+    /// Another process's checkpoint wrote the database file while a snapshot copied it, on
+    /// every attempt: the copy would not be a consistent database, so none was stored.
+    #[error(
+        "snapshot: the database file was written by another process's checkpoint during each copy"
+    )]
+    Torn,
     /// Any other failure, fully described by its message.
     #[error("{0}")]
     Other(String),

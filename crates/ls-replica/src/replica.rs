@@ -29,6 +29,11 @@ use crate::sqlite::{CheckpointMode, Sqlite};
 
 /// Longest wait between retries of a failing sync.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Copies of the database file a snapshot makes before it gives up, when another process's
+/// checkpoint writes the file during each.
+const SNAPSHOT_ATTEMPTS: u32 = 5;
+/// The producer's error for a copy the database file changed under.
+const TORN: &str = "the database file was written by a checkpoint during the copy";
 
 /// Settings of one replica: the `dbs[].replicas[]` keys that are not about storage.
 #[derive(Clone, Debug)]
@@ -437,7 +442,23 @@ impl ReplicaInner {
         let mut conn = Sqlite::open(&self.db.path)
             .await
             .map_err(|err| ReplicateError::sql("snapshot: open database", err))?;
-        let result = self.snapshot_with(&mut conn).await;
+        let mut attempt = 1;
+        let result = loop {
+            let result = self.snapshot_with(&mut conn).await;
+            match result {
+                Err(ReplicateError::Torn) if attempt < SNAPSHOT_ATTEMPTS => {
+                    tracing::warn!(
+                        attempt,
+                        "database file written by a checkpoint during the snapshot, taking it again"
+                    );
+                    // Out of the way meanwhile: a checkpoint waiting for readers can finish.
+                    let _ = conn.rollback().await;
+                    tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        };
         let _ = conn.close().await;
         result
     }
@@ -460,13 +481,25 @@ impl ReplicaInner {
         let Some(file) = self.db.db_file() else {
             return Err(ReplicateError::Other("no database available".to_owned()));
         };
+        // The raw file is consistent only if no other process's checkpoint writes it during the
+        // copy (ours wait for `checkpoint_lock`; theirs can backfill frames up to our read
+        // mark). A snapshot restored without segments would then be torn, so such a copy fails
+        // before the stream ends (nothing is stored) and is taken again.
+        let shm = self.db.shm_file();
+        let checked = shm.is_some();
+        let quiet = move || shm.as_deref().and_then(crate::shmlock::quiet_backfill);
+        let before = quiet();
         let (stream, producer) = encode_stream(
             self.options.recipients.clone(),
             format!("snapshot {pos}"),
             move |out| -> io::Result<u64> {
                 let mut reader =
                     BufReader::with_capacity(256 * 1024, PreadReader { file, offset: 0 });
-                io::copy(&mut reader, out)
+                let copied = io::copy(&mut reader, out)?;
+                if checked && (before.is_none() || quiet() != before) {
+                    return Err(io::Error::other(TORN));
+                }
+                Ok(copied)
             },
         );
         let written = self
@@ -476,6 +509,7 @@ impl ReplicaInner {
         let produced = producer.await.map_err(join_error)?;
         let info = match (written, produced) {
             (Ok(info), Ok(_)) => info,
+            (_, Err(err)) if err.to_string() == TORN => return Err(ReplicateError::Torn),
             (_, Err(err)) => {
                 return Err(ReplicateError::io("cannot read database for snapshot", err));
             }

@@ -57,3 +57,23 @@ pub(crate) fn commit_counter(shm: &File) -> Option<u32> {
     shm.read_exact_at(&mut bytes, 8).ok()?;
     Some(u32::from_le_bytes(bytes))
 }
+
+/// Offset of `nBackfill` in the `-shm` file: the frames checkpoints have copied into the
+/// database file (the first field after the two 48-byte copies of the wal-index header).
+const BACKFILL: u64 = 96;
+
+/// SQLite's `nBackfill`, or `None` when another process holds the checkpointer lock (a
+/// checkpoint may be writing the database file now) or the `-shm` cannot be read.
+///
+/// Only a checkpoint writes a WAL-mode database file, it holds the checkpointer lock while it
+/// does, and it raises `nBackfill` before letting go (a WAL restart sets it to 0). So when two
+/// readings are equal and not `None`, no other process's checkpoint wrote the file between
+/// them.
+pub(crate) fn quiet_backfill(shm: &File) -> Option<u32> {
+    if holder(shm, CKPT_LOCK).is_some() {
+        return None;
+    }
+    let mut bytes = [0u8; 4];
+    shm.read_exact_at(&mut bytes, BACKFILL).ok()?;
+    Some(u32::from_le_bytes(bytes))
+}
