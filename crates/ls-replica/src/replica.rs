@@ -33,7 +33,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// checkpoint writes the file during each.
 const SNAPSHOT_ATTEMPTS: u32 = 5;
 /// The producer's error for a copy the database file changed under.
-const TORN: &str = "the database file was written by a checkpoint during the copy";
+#[derive(Debug, thiserror::Error)]
+#[error("the database file was written by a checkpoint during the copy")]
+struct TornCopy;
 
 /// Settings of one replica: the `dbs[].replicas[]` keys that are not about storage.
 #[derive(Clone, Debug)]
@@ -497,7 +499,7 @@ impl ReplicaInner {
                     BufReader::with_capacity(256 * 1024, PreadReader { file, offset: 0 });
                 let copied = io::copy(&mut reader, out)?;
                 if checked && (before.is_none() || quiet() != before) {
-                    return Err(io::Error::other(TORN));
+                    return Err(io::Error::other(TornCopy));
                 }
                 Ok(copied)
             },
@@ -509,7 +511,9 @@ impl ReplicaInner {
         let produced = producer.await.map_err(join_error)?;
         let info = match (written, produced) {
             (Ok(info), Ok(_)) => info,
-            (_, Err(err)) if err.to_string() == TORN => return Err(ReplicateError::Torn),
+            (_, Err(err)) if err.get_ref().is_some_and(|inner| inner.is::<TornCopy>()) => {
+                return Err(ReplicateError::Torn);
+            }
             (_, Err(err)) => {
                 return Err(ReplicateError::io("cannot read database for snapshot", err));
             }

@@ -53,8 +53,14 @@ pub(crate) fn holds_write_lock(shm: &File, pid: i32) -> bool {
 /// which every committed write transaction increments. It is stored in the machine's byte
 /// order; callers only compare two readings, so reading it as little-endian is enough.
 pub(crate) fn commit_counter(shm: &File) -> Option<u32> {
+    read_u32(shm, 8)
+}
+
+/// A 32-bit field of the `-shm` file, read as little-endian (SQLite stores it in the machine's
+/// byte order; callers only compare readings).
+fn read_u32(shm: &File, offset: u64) -> Option<u32> {
     let mut bytes = [0u8; 4];
-    shm.read_exact_at(&mut bytes, 8).ok()?;
+    shm.read_exact_at(&mut bytes, offset).ok()?;
     Some(u32::from_le_bytes(bytes))
 }
 
@@ -73,7 +79,5 @@ pub(crate) fn quiet_backfill(shm: &File) -> Option<u32> {
     if holder(shm, CKPT_LOCK).is_some() {
         return None;
     }
-    let mut bytes = [0u8; 4];
-    shm.read_exact_at(&mut bytes, BACKFILL).ok()?;
-    Some(u32::from_le_bytes(bytes))
+    read_u32(shm, BACKFILL)
 }

@@ -1172,6 +1172,63 @@ fn replica_disk_full_logs_replica_path_and_resumes_when_space_returns() {
 /// `busy_timeout`.
 const APP_TRUNCATE_MAX: Duration = Duration::from_secs(1);
 
+/// A database of 20 rows replicated by ours to a file replica (default settings, debug log),
+/// after its first snapshot and segment.
+struct TruncateScene {
+    scene: Scene,
+    db: PathBuf,
+    replica: PathBuf,
+    config: PathBuf,
+    replicate: Replicate,
+    /// The replica's generations once synced.
+    first: Vec<String>,
+}
+
+impl TruncateScene {
+    fn start() -> Self {
+        let scene = Scene::new();
+        let (db, replica) = (scene.join("app.db"), scene.join("replica"));
+        create_db(&db, 4096);
+        insert_rows(&db, 1, 20, 200);
+        let config = scene.write(
+            "litestream.yml",
+            &format!(
+                "logging:\n  level: debug\ndbs:\n  - path: {}\n    replicas:\n{}",
+                db.display(),
+                Store::File(replica.clone()).replica_yaml()
+            ),
+        );
+        let mut replicate = Replicate::with_config(&our_bin(), &config);
+        replicate.wait_until("a first snapshot and segment", SYNC_TIMEOUT, |_| {
+            has_synced(&replica)
+        });
+        let first = generations(&replica);
+        Self {
+            scene,
+            db,
+            replica,
+            config,
+            replicate,
+            first,
+        }
+    }
+}
+
+/// Runs the application's `PRAGMA wal_checkpoint(TRUNCATE)` on `app`: it must complete fully
+/// and within `max`.
+fn app_truncate(app: &mut Session, replicate: &Replicate, max: Duration, what: &str) {
+    let started = Instant::now();
+    let result = app.run_ok("PRAGMA wal_checkpoint(TRUNCATE)");
+    let took = started.elapsed();
+    assert_eq!(
+        result,
+        "[(0, 0, 0)]",
+        "{what} did not complete (busy, log frames, checkpointed frames) after {took:?}:\n{}",
+        replicate.log()
+    );
+    assert!(took < max, "{what} took {took:?}:\n{}", replicate.log());
+}
+
 /// Ours replicates (file replica, default settings) while an application connection (busy
 /// timeout 5 s) three times commits 20 rows, runs `PRAGMA wal_checkpoint(TRUNCATE)`, which must
 /// succeed fully within [`APP_TRUNCATE_MAX`], and stays idle for 2 s; with `other_writer`, a
@@ -1179,23 +1236,14 @@ const APP_TRUNCATE_MAX: Duration = Duration::from_secs(1);
 /// keeps its one generation (until 8706e8b each TRUNCATE started a new one with a full
 /// snapshot), and ours and Litestream 0.3.13 restore the database's rows.
 fn app_truncates_keep_generation(other_writer: bool) {
-    let scene = Scene::new();
-    let (db, replica) = (scene.join("app.db"), scene.join("replica"));
-    create_db(&db, 4096);
-    insert_rows(&db, 1, 20, 200);
-    let config = scene.write(
-        "litestream.yml",
-        &format!(
-            "logging:\n  level: debug\ndbs:\n  - path: {}\n    replicas:\n{}",
-            db.display(),
-            Store::File(replica.clone()).replica_yaml()
-        ),
-    );
-    let mut replicate = Replicate::with_config(&our_bin(), &config);
-    replicate.wait_until("a first snapshot and segment", SYNC_TIMEOUT, |_| {
-        has_synced(&replica)
-    });
-    let first = generations(&replica);
+    let TruncateScene {
+        scene,
+        db,
+        replica,
+        config,
+        mut replicate,
+        first,
+    } = TruncateScene::start();
     let mut app = Session::open(&db);
     app.run_ok("PRAGMA busy_timeout=5000");
     let mut other = other_writer.then(|| {
@@ -1209,20 +1257,11 @@ fn app_truncates_keep_generation(other_writer: bool) {
             app.run_ok(&rows_sql(id, 1, 200));
         }
         next_id += 20;
-        let started = Instant::now();
-        let result = app.run_ok("PRAGMA wal_checkpoint(TRUNCATE)");
-        let took = started.elapsed();
-        assert_eq!(
-            result,
-            "[(0, 0, 0)]",
-            "round {round}: the application's TRUNCATE checkpoint did not complete (busy, log \
-             frames, checkpointed frames) after {took:?}:\n{}",
-            replicate.log()
-        );
-        assert!(
-            took < APP_TRUNCATE_MAX,
-            "round {round}: the application's TRUNCATE checkpoint took {took:?}:\n{}",
-            replicate.log()
+        app_truncate(
+            &mut app,
+            &replicate,
+            APP_TRUNCATE_MAX,
+            &format!("round {round}: the application's TRUNCATE checkpoint"),
         );
         if let Some(other) = other.as_mut() {
             other.run_ok(&rows_sql(next_id, 5, 200));
@@ -1295,42 +1334,24 @@ const IDLE_APP_TRUNCATE_MAX: Duration = Duration::from_secs(4);
 /// the whole busy timeout), the generation is kept, and the replica restores the same rows.
 #[test]
 fn app_truncate_after_idle_spell_completes_within_the_idle_tick() {
-    let scene = Scene::new();
-    let (db, replica) = (scene.join("app.db"), scene.join("replica"));
-    create_db(&db, 4096);
-    insert_rows(&db, 1, 20, 200);
-    let config = scene.write(
-        "litestream.yml",
-        &format!(
-            "logging:\n  level: debug\ndbs:\n  - path: {}\n    replicas:\n{}",
-            db.display(),
-            Store::File(replica.clone()).replica_yaml()
-        ),
-    );
-    let mut replicate = Replicate::with_config(&our_bin(), &config);
-    replicate.wait_until("a first snapshot and segment", SYNC_TIMEOUT, |_| {
-        has_synced(&replica)
-    });
-    let first = generations(&replica);
+    let TruncateScene {
+        scene,
+        db,
+        replica,
+        config,
+        mut replicate,
+        first,
+    } = TruncateScene::start();
     let mut app = Session::open(&db);
     app.run_ok("PRAGMA busy_timeout=10000");
     app.run_ok(&rows_sql(21, 30, 200));
     // Not a wait for replication: the application is idle, as applications are.
     thread::sleep(Duration::from_secs(12));
-    let started = Instant::now();
-    let result = app.run_ok("PRAGMA wal_checkpoint(TRUNCATE)");
-    let took = started.elapsed();
-    assert_eq!(
-        result,
-        "[(0, 0, 0)]",
-        "the application's TRUNCATE after an idle spell did not complete (busy, log frames, \
-         checkpointed frames) after {took:?}:\n{}",
-        replicate.log()
-    );
-    assert!(
-        took < IDLE_APP_TRUNCATE_MAX,
-        "the application's TRUNCATE after an idle spell took {took:?}:\n{}",
-        replicate.log()
+    app_truncate(
+        &mut app,
+        &replicate,
+        IDLE_APP_TRUNCATE_MAX,
+        "the application's TRUNCATE after an idle spell",
     );
     app.run_ok(&rows_sql(51, 10, 200));
     let source = backup_digest(&db, &scene.join("source.db"));
