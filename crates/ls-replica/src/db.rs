@@ -96,6 +96,8 @@ pub(crate) struct DbShared {
     pub(crate) urgent: std::sync::atomic::AtomicU64,
     /// Held by snapshots; Litestream's own checkpoints are skipped meanwhile.
     pub(crate) checkpoint_lock: Mutex<()>,
+    /// Cancelled when replication stops: the monitor and the replicas' tasks end.
+    pub(crate) token: CancellationToken,
     /// Replicas ask for a sync pass before an upload: `requested` counts the asks, the monitor
     /// wakes on `pass_request` and publishes in `served` the count it had read before a pass.
     pass_request: Notify,
@@ -161,11 +163,19 @@ impl DbShared {
 
     /// Asks the monitor for a sync pass and waits until one that started after the ask has
     /// ended (at most `limit`), so an upload ships everything committed until now.
+    /// Returns at once when replication is stopping (the monitor is gone: the final sync has
+    /// run its own pass).
     pub(crate) async fn fresh_pass(&self, limit: Duration) {
+        if self.token.is_cancelled() {
+            return;
+        }
         let ticket = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
         let mut served = self.served.subscribe();
         self.pass_request.notify_one();
-        let _ = tokio::time::timeout(limit, served.wait_for(|n| *n >= ticket)).await;
+        tokio::select! {
+            () = self.token.cancelled() => {}
+            _ = tokio::time::timeout(limit, served.wait_for(|n| *n >= ticket)) => {}
+        }
     }
 
     /// The page size, 0 before initialisation.
@@ -258,6 +268,7 @@ impl Db {
             }
         }
         let path_label = options.path.display().to_string();
+        let token = CancellationToken::new();
         let shared = Arc::new(DbShared {
             path: options.path.clone(),
             path_label: path_label.clone(),
@@ -268,13 +279,13 @@ impl Db {
             urgent: std::sync::atomic::AtomicU64::new(0),
             own_commit: std::sync::atomic::AtomicU64::new(u64::MAX),
             checkpoint_lock: Mutex::new(()),
+            token: token.clone(),
             pass_request: Notify::new(),
             requested: std::sync::atomic::AtomicU64::new(0),
             served: watch::channel(0).0,
             db_file: StdMutex::new(None),
             shm_file: StdMutex::new(None),
         });
-        let token = CancellationToken::new();
         let replicas = replicas
             .into_iter()
             .map(|replica| Arc::new(ReplicaInner::new(replica, Arc::clone(&shared))))

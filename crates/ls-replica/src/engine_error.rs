@@ -54,12 +54,10 @@ pub enum ReplicateError {
         #[source]
         source: EncryptionError,
     },
-    /// Another process's checkpoint wrote the database file while a snapshot copied it, on
-    /// every attempt: the copy would not be a consistent database, so none was stored.
-    #[error(
-        "snapshot: the database file was written by another process's checkpoint during each copy"
-    )]
-    Torn,
+    /// A snapshot could not be taken consistently on any attempt (ARCHITECTURE.md, I7, I8), so
+    /// none was stored: why the last attempt was given up.
+    #[error("snapshot: {0}")]
+    Unsettled(&'static str),
     /// Any other failure, fully described by its message.
     #[error("{0}")]
     Other(String),

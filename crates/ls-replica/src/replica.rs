@@ -32,6 +32,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Copies of the database file a snapshot makes before it gives up, when another process's
 /// checkpoint writes the file during each.
 const SNAPSHOT_ATTEMPTS: u32 = 5;
+/// How long a snapshot waits for the replica to upload the WAL segments it needs before it is
+/// stored (ARCHITECTURE.md, I8).
+const SNAPSHOT_SEGMENT_WAIT: Duration = Duration::from_secs(30);
+/// How long a snapshot waits for the database's sync pass that brings the shadow WAL up to its
+/// read transaction.
+const SNAPSHOT_PASS_WAIT: Duration = Duration::from_secs(5);
 /// The producer's error for a copy the database file changed under.
 #[derive(Debug, thiserror::Error)]
 #[error("the database file was written by a checkpoint during the copy")]
@@ -105,7 +111,19 @@ pub(crate) struct ReplicaInner {
     sync_lock: Mutex<()>,
     /// One snapshot at a time.
     snapshot_lock: Mutex<()>,
+    /// A snapshot waiting for segments asks the monitor to upload at once, sync-interval or not.
+    flush: tokio::sync::Notify,
+    flush_asked: std::sync::atomic::AtomicBool,
     db_label: String,
+}
+
+/// Whether the replica may already hold WAL segments of the generation a snapshot is taken in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Segments {
+    /// The generation's first snapshot: segments are only uploaded after one.
+    None,
+    /// A later snapshot (periodic, or for retention).
+    Maybe,
 }
 
 impl ReplicaInner {
@@ -118,6 +136,8 @@ impl ReplicaInner {
             pos: crate::db::PosCell::default(),
             sync_lock: Mutex::new(()),
             snapshot_lock: Mutex::new(()),
+            flush: tokio::sync::Notify::new(),
+            flush_asked: std::sync::atomic::AtomicBool::new(false),
             db_label,
         }
     }
@@ -198,11 +218,13 @@ impl ReplicaInner {
                         () = token.cancelled() => return,
                         res = changes.changed() => if res.is_err() { return },
                         () = tokio::time::sleep(backoff) => {}
+                        () = self.flush.notified() => {}
                     }
                 } else {
                     tokio::select! {
                         () = token.cancelled() => return,
                         res = changes.changed() => if res.is_err() { return },
+                        () = self.flush.notified() => {}
                     }
                 }
             }
@@ -210,14 +232,17 @@ impl ReplicaInner {
             // At most one upload per sync-interval, except for a change that came after a
             // quiet spell (the database marks it urgent): sporadic commits are uploaded as they
             // come, commits that keep coming are batched into one upload per sync-interval.
-            let urgent =
-                |seen: u64| self.db.urgent.load(std::sync::atomic::Ordering::Acquire) > seen;
+            let urgent = |seen: u64| {
+                self.db.urgent.load(std::sync::atomic::Ordering::Acquire) > seen
+                    || self.flush_asked.load(std::sync::atomic::Ordering::Acquire)
+            };
             if let Some(last) = last_sync.filter(|_| !urgent(synced_seq) || failing) {
                 let next = last + self.options.sync_interval;
                 while Instant::now() < next {
                     tokio::select! {
                         () = token.cancelled() => return,
                         () = tokio::time::sleep_until(next.into()) => break,
+                        () = self.flush.notified() => if !failing { break },
                         res = changes.changed() => {
                             if res.is_err() {
                                 return;
@@ -230,6 +255,8 @@ impl ReplicaInner {
                     }
                 }
             }
+            self.flush_asked
+                .store(false, std::sync::atomic::Ordering::Release);
             synced_seq = *changes.borrow_and_update();
             // The sync-interval runs from one ask to the next, so the pass and the upload do
             // not push every later upload back.
@@ -435,7 +462,10 @@ impl ReplicaInner {
     }
 
     /// Writes a snapshot of the database at the current position (spec 5.3).
-    pub(crate) async fn snapshot(&self) -> Result<SnapshotInfo, ReplicateError> {
+    pub(crate) async fn snapshot(
+        &self,
+        segments: Segments,
+    ) -> Result<SnapshotInfo, ReplicateError> {
         let _snapshot_guard = self.snapshot_lock.lock().await;
         if self.db.page_size() == 0 {
             return Err(ReplicateError::Other("no database available".to_owned()));
@@ -446,13 +476,10 @@ impl ReplicaInner {
             .map_err(|err| ReplicateError::sql("snapshot: open database", err))?;
         let mut attempt = 1;
         let result = loop {
-            let result = self.snapshot_with(&mut conn).await;
+            let result = self.snapshot_with(&mut conn, segments).await;
             match result {
-                Err(ReplicateError::Torn) if attempt < SNAPSHOT_ATTEMPTS => {
-                    tracing::warn!(
-                        attempt,
-                        "database file written by a checkpoint during the snapshot, taking it again"
-                    );
+                Err(ReplicateError::Unsettled(reason)) if attempt < SNAPSHOT_ATTEMPTS => {
+                    tracing::warn!(attempt, reason, "snapshot not consistent, taking it again");
                     // Out of the way meanwhile: a checkpoint waiting for readers can finish.
                     let _ = conn.rollback().await;
                     tokio::time::sleep(Duration::from_millis(100) * attempt).await;
@@ -465,7 +492,11 @@ impl ReplicaInner {
         result
     }
 
-    async fn snapshot_with(&self, conn: &mut Sqlite) -> Result<SnapshotInfo, ReplicateError> {
+    async fn snapshot_with(
+        &self,
+        conn: &mut Sqlite,
+        segments: Segments,
+    ) -> Result<SnapshotInfo, ReplicateError> {
         conn.no_autocheckpoint()
             .await
             .map_err(|err| ReplicateError::sql("snapshot", err))?;
@@ -475,22 +506,36 @@ impl ReplicaInner {
         conn.begin_read()
             .await
             .map_err(|err| ReplicateError::sql("snapshot: begin read", err))?;
+        // Have the shadow WAL copy every frame committed so far: the position the snapshot is
+        // labelled with must cover every frame the database file holds (ARCHITECTURE.md, I8).
+        self.db.fresh_pass(SNAPSHOT_PASS_WAIT).await;
         let Some(pos) = self.db.position() else {
             return Err(ReplicateError::Other("no generation available".to_owned()));
         };
-        tracing::info!(position = %pos, "write snapshot");
-        let started = Instant::now();
+        if segments == Segments::Maybe {
+            self.await_segments_through(&pos).await?;
+        }
         let Some(file) = self.db.db_file() else {
             return Err(ReplicateError::Other("no database available".to_owned()));
         };
         // The raw file is consistent only if no other process's checkpoint writes it during the
         // copy (ours wait for `checkpoint_lock`; theirs can backfill frames up to our read
         // mark). A snapshot restored without segments would then be torn, so such a copy fails
-        // before the stream ends (nothing is stored) and is taken again.
+        // before the stream ends (nothing is stored) and is taken again (I7).
         let shm = self.db.shm_file();
         let checked = shm.is_some();
+        let before = shm.as_deref().and_then(crate::shmlock::quiet_backfill);
+        if let Some(shm) = shm.as_deref() {
+            let Some(before) = before else {
+                return Err(ReplicateError::Unsettled(
+                    "another process's checkpoint was writing the database file",
+                ));
+            };
+            self.covers(&pos, shm, before).await?;
+        }
         let quiet = move || shm.as_deref().and_then(crate::shmlock::quiet_backfill);
-        let before = quiet();
+        tracing::info!(position = %pos, "write snapshot");
+        let started = Instant::now();
         let (stream, producer) = encode_stream(
             self.options.recipients.clone(),
             format!("snapshot {pos}"),
@@ -498,7 +543,7 @@ impl ReplicaInner {
                 let mut reader =
                     BufReader::with_capacity(256 * 1024, PreadReader { file, offset: 0 });
                 let copied = io::copy(&mut reader, out)?;
-                if checked && (before.is_none() || quiet() != before) {
+                if checked && quiet() != before {
                     return Err(io::Error::other(TornCopy));
                 }
                 Ok(copied)
@@ -512,7 +557,9 @@ impl ReplicaInner {
         let info = match (written, produced) {
             (Ok(info), Ok(_)) => info,
             (_, Err(err)) if err.get_ref().is_some_and(|inner| inner.is::<TornCopy>()) => {
-                return Err(ReplicateError::Torn);
+                return Err(ReplicateError::Unsettled(
+                    "the database file was written by another process's checkpoint during the copy",
+                ));
             }
             (_, Err(err)) => {
                 return Err(ReplicateError::io("cannot read database for snapshot", err));
@@ -524,6 +571,90 @@ impl ReplicaInner {
             .await
             .map_err(|err| ReplicateError::sql("snapshot: end read", err))?;
         Ok(info)
+    }
+
+    /// Checks that `pos`, where a snapshot is about to be labelled, covers every frame of the
+    /// WAL that checkpoints wrote into the database file (`backfill`, read just before the
+    /// copy, which I7 keeps unchanged until its end): same WAL cycle, and at least that many
+    /// frames in the shadow WAL (ARCHITECTURE.md, I8).
+    async fn covers(
+        &self,
+        pos: &Pos,
+        shm: &std::fs::File,
+        backfill: crate::shmlock::Backfill,
+    ) -> Result<(), ReplicateError> {
+        let mut through = None;
+        // The wal-index header is rewritten on every commit; a reading between its two copies
+        // is simply made again.
+        for _ in 0..3 {
+            through = crate::shmlock::backfilled_through(shm, backfill);
+            if through.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let Some((salt, frames)) = through else {
+            return Err(ReplicateError::Unsettled(
+                "the wal-index header kept changing while it was read",
+            ));
+        };
+        let shadow = self.db.meta.shadow_path(&pos.generation, pos.index);
+        let header =
+            crate::db::spawn_blocking_in_span(move || crate::shadow::read_header_bytes(&shadow))
+                .await
+                .map_err(join_error)?
+                .map_err(|err| ReplicateError::io("snapshot: read shadow wal header", err))?;
+        let frame =
+            u64::try_from(WAL_FRAME_HEADER_SIZE).unwrap_or(24) + u64::from(self.db.page_size());
+        let end = HEADER_LEN + u64::from(frames) * frame;
+        if header.get(16..24) != Some(salt.as_slice()) || pos.offset < end {
+            return Err(ReplicateError::Unsettled(
+                "the shadow wal has not caught up with the database file yet",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits until this replica holds every WAL segment of `pos`'s index up to `pos`, or none
+    /// of that index, asking the monitor to upload at once. A snapshot stored while the
+    /// replica held only the start of that index would restore those older frames over the
+    /// newer pages the database file holds: a state the database never had (ARCHITECTURE.md, I8).
+    async fn await_segments_through(&self, pos: &Pos) -> Result<(), ReplicateError> {
+        let deadline = Instant::now() + SNAPSHOT_SEGMENT_WAIT;
+        let mut asked = false;
+        loop {
+            if self.db.token.is_cancelled() {
+                return Err(ReplicateError::Other(
+                    "snapshot: replication is stopping".to_owned(),
+                ));
+            }
+            match self.position() {
+                // Not in this generation yet: it has no segment of it (they are uploaded only
+                // after a snapshot, and a replica that uploaded one keeps its position there
+                // unless an error cleared it).
+                Some(at) if at.generation != pos.generation => return Ok(()),
+                Some(at)
+                    if at.index < pos.index || (at.index, at.offset) >= (pos.index, pos.offset) =>
+                {
+                    return Ok(());
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(ReplicateError::Other(format!(
+                    "snapshot: the replica did not upload the wal up to {pos} within {SNAPSHOT_SEGMENT_WAIT:?}"
+                )));
+            }
+            // One ask: the monitor clears it when its sync starts, and a sync that began
+            // before the ask leaves it set for the next one.
+            if !asked {
+                self.flush_asked
+                    .store(true, std::sync::atomic::Ordering::Release);
+                self.flush.notify_one();
+                asked = true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Where the replica stands in `generation`, taking its first snapshot when it has none
@@ -567,7 +698,7 @@ impl ReplicaInner {
             Err(err) => return Err(ReplicateError::client("cannot list snapshots", err)),
         };
         if snapshots.is_empty() {
-            let info = self.snapshot().await?;
+            let info = self.snapshot(Segments::None).await?;
             if info.generation != *generation {
                 return Err(ReplicateError::Other(
                     "generation changed during snapshot, exiting sync".to_owned(),
@@ -681,7 +812,7 @@ impl ReplicaInner {
             retained.extend(snapshots.iter().filter(|s| s.created_at >= cutoff).cloned());
         }
         if retained.is_empty() {
-            retained.push(self.snapshot().await?);
+            retained.push(self.snapshot(Segments::Maybe).await?);
         }
         for generation in &generations {
             let Some(keep) = retained
@@ -773,9 +904,10 @@ impl ReplicaInner {
     }
 
     async fn periodic_snapshot(&self) {
-        match self.snapshot().await {
+        match self.snapshot(Segments::Maybe).await {
             Ok(_) => {}
             Err(ReplicateError::Other(text)) if text == "no generation available" => {}
+            Err(_) if self.db.token.is_cancelled() => {}
             Err(err) => {
                 tracing::error!(
                     error = crate::engine_error::as_dyn(&err),

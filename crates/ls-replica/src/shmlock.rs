@@ -50,34 +50,69 @@ pub(crate) fn holds_write_lock(shm: &File, pid: i32) -> bool {
 }
 
 /// SQLite's commit counter in the wal-index header (`iChange`: bytes 8..12 of the `-shm` file),
-/// which every committed write transaction increments. It is stored in the machine's byte
-/// order; callers only compare two readings, so reading it as little-endian is enough.
+/// which every committed write transaction increments.
 pub(crate) fn commit_counter(shm: &File) -> Option<u32> {
     read_u32(shm, 8)
 }
 
-/// A 32-bit field of the `-shm` file, read as little-endian (SQLite stores it in the machine's
-/// byte order; callers only compare readings).
+/// A 32-bit field of the `-shm` file, which SQLite stores in the machine's byte order.
 fn read_u32(shm: &File, offset: u64) -> Option<u32> {
     let mut bytes = [0u8; 4];
     shm.read_exact_at(&mut bytes, offset).ok()?;
-    Some(u32::from_le_bytes(bytes))
+    #[expect(
+        clippy::host_endian_bytes,
+        reason = "SQLite keeps the wal-index in the machine's byte order"
+    )]
+    Some(u32::from_ne_bytes(bytes))
 }
 
 /// Offset of `nBackfill` in the `-shm` file: the frames checkpoints have copied into the
 /// database file (the first field after the two 48-byte copies of the wal-index header).
 const BACKFILL: u64 = 96;
+/// Offset of `nBackfillAttempted`: the frames a checkpoint set out to copy, written before it
+/// writes the database file (past `nBackfill` when a checkpoint stopped part way).
+const BACKFILL_ATTEMPTED: u64 = 128;
 
-/// SQLite's `nBackfill`, or `None` when another process holds the checkpointer lock (a
-/// checkpoint may be writing the database file now) or the `-shm` cannot be read.
+/// How far checkpoints have written the WAL's current cycle into the database file: SQLite's
+/// `nBackfill` and `nBackfillAttempted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Backfill {
+    done: u32,
+    attempted: u32,
+}
+
+/// [`Backfill`], or `None` when another process holds the checkpointer lock (a checkpoint
+/// may be writing the database file now) or the `-shm` cannot be read.
 ///
 /// Only a checkpoint writes a WAL-mode database file, it holds the checkpointer lock while it
-/// does, and it raises `nBackfill` before letting go (a WAL restart sets it to 0). So when two
-/// readings are equal and not `None`, no other process's checkpoint wrote the file between
-/// them.
-pub(crate) fn quiet_backfill(shm: &File) -> Option<u32> {
+/// does, and it raises `nBackfillAttempted` before it writes and `nBackfill` after (a WAL
+/// restart sets both to 0). So when two readings are equal and not `None`, no other
+/// process's checkpoint wrote the file between them.
+pub(crate) fn quiet_backfill(shm: &File) -> Option<Backfill> {
     if holder(shm, CKPT_LOCK).is_some() {
         return None;
     }
-    read_u32(shm, BACKFILL)
+    Some(Backfill {
+        done: read_u32(shm, BACKFILL)?,
+        attempted: read_u32(shm, BACKFILL_ATTEMPTED)?,
+    })
+}
+
+/// Size of one copy of the wal-index header at the start of the `-shm` file.
+const HEADER_COPY: usize = 48;
+
+/// The WAL cycle that `backfill` counts frames of, and the last frame of it the database
+/// file may hold: the salts (bytes 16..24 of the WAL header, which the wal-index header keeps
+/// byte for byte at its offset 32) and the larger of `nBackfill` and `nBackfillAttempted`.
+/// `None` when the two copies of the wal-index header differ (a writer is updating it) or the
+/// `-shm` cannot be read.
+pub(crate) fn backfilled_through(shm: &File, backfill: Backfill) -> Option<([u8; 8], u32)> {
+    let mut both = [0u8; 2 * HEADER_COPY];
+    shm.read_exact_at(&mut both, 0).ok()?;
+    let (first, second) = both.split_at(HEADER_COPY);
+    if first != second {
+        return None;
+    }
+    let salt = first.get(32..40)?.try_into().ok()?;
+    Some((salt, backfill.done.max(backfill.attempted)))
 }

@@ -20,6 +20,8 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +30,8 @@ use nix::sys::signal::Signal;
 use crate::support::fixtures::{our_bin, reference_bin, workspace_root};
 use crate::support::replicate::{
     Digest, Replicate, Scene, SplitMix64, Tuning, Writer, WriterPlan, assert_same_rows, create_db,
-    digest, digests, generations, has_synced, insert_rows, source_digest, sql, wal_path,
+    digest, digests, generations, has_synced, insert_rows, source_digest, sql, wait_until,
+    wal_path,
 };
 
 /// How long the first snapshot and segment may take to reach a replica.
@@ -540,6 +543,13 @@ fn kill_at_random_moments(store: &Store, kills: usize) {
             tally.empty += 1;
             continue;
         };
+        let sound = restored.integrity == "ok"
+            && restored.is_prefix()
+            && restored.max_id <= committed
+            && restored.max_id >= must_have;
+        if !sound {
+            keep_for_post_mortem(store, &scene, kill, log);
+        }
         assert_eq!(restored.integrity, "ok", "{what}: integrity_check\n{log}");
         assert!(
             restored.is_prefix() && restored.max_id <= committed,
@@ -611,6 +621,38 @@ fn kill_at_random_moments(store: &Store, kills: usize) {
         );
     }
     report_tally(store, seed, kills, &tally);
+}
+
+/// With `LS_TEST_KEEP` set, keeps what a post-mortem of a failed kill needs in the scene
+/// (which that variable keeps): the killed process's log and, for S3, a copy of the bucket.
+fn keep_for_post_mortem(store: &Store, scene: &Scene, kill: usize, log: &str) {
+    if std::env::var_os("LS_TEST_KEEP").is_none() {
+        return;
+    }
+    let _ = fs::write(scene.join(&format!("kill-{kill}.log")), log);
+    let Store::S3(server) = store else { return };
+    const DUMP: &str = r#"
+import boto3, os, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="x", aws_secret_access_key="x")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[2]):
+    for item in page.get("Contents", []):
+        path = os.path.join(sys.argv[3], item["Key"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(sys.argv[2], item["Key"], path)
+"#;
+    let python = workspace_root().join("target/tools/venv/bin/python");
+    let _ = Command::new(python)
+        .arg("-c")
+        .arg(DUMP)
+        .arg(format!("http://{}", server.addr))
+        .arg(BUCKET)
+        .arg(scene.join("replica-s3"))
+        .status();
+    #[expect(clippy::print_stderr, reason = "where the post-mortem lies")]
+    {
+        eprintln!("post-mortem kept in {}", scene.path().display());
+    }
 }
 
 #[expect(
@@ -1385,4 +1427,206 @@ fn app_truncate_after_idle_spell_completes_within_the_idle_tick() {
         &source,
         &format!("idle truncate: restored by ours\n{log}"),
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. SIGKILL right after a periodic snapshot, with the replica's segments lagging behind.
+// ---------------------------------------------------------------------------------------------
+
+/// Accounts of the transfer writer, each starting with [`OPENING_BALANCE`].
+const ACCOUNTS: u64 = 5000;
+/// See [`ACCOUNTS`]: every state the database ever had sums to `ACCOUNTS * OPENING_BALANCE`.
+const OPENING_BALANCE: u64 = 100;
+
+/// A python3 process committing, until stopped, transactions that each insert row `i` of `t`
+/// and move one unit between two random accounts of `acct` (rows spread over the whole
+/// file), with a PASSIVE checkpoint of its own every 50 commits. A restore that mixes pages
+/// of two moments of the database breaks the sum of the balances.
+struct Transfers {
+    child: Child,
+    last: Arc<AtomicU64>,
+    stop_file: PathBuf,
+}
+
+impl Transfers {
+    fn start(db: &Path) -> Self {
+        const SCRIPT: &str = r#"
+import os, random, sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+i = 0
+while not os.path.exists(sys.argv[2]):
+    i += 1
+    a, b = random.randint(1, int(sys.argv[3])), random.randint(1, int(sys.argv[3]))
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("INSERT INTO t (id, k, v) VALUES (?, ?, randomblob(600))", (i, "row-%d" % i))
+    con.execute("UPDATE acct SET bal = bal - 1 WHERE id = ?", (a,))
+    con.execute("UPDATE acct SET bal = bal + 1 WHERE id = ?", (b,))
+    con.execute("COMMIT")
+    print(i, flush=True)
+    if i % 50 == 0:
+        con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    time.sleep(0.004)
+con.close()
+"#;
+        sql(
+            db,
+            &format!(
+                "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER, pad BLOB); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < {ACCOUNTS}) \
+                 INSERT INTO acct SELECT i, {OPENING_BALANCE}, randomblob(300) FROM n;"
+            ),
+        );
+        let stop_file = db.with_extension("transfers-stop");
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(db)
+            .arg(&stop_file)
+            .arg(ACCOUNTS.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run python3: {err}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let last = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&last);
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(id) = line.trim().parse::<u64>() {
+                    seen.store(id, Ordering::SeqCst);
+                }
+            }
+        });
+        Self {
+            child,
+            last,
+            stop_file,
+        }
+    }
+
+    /// The last commit reported so far.
+    fn last(&self) -> u64 {
+        self.last.load(Ordering::SeqCst)
+    }
+
+    /// Stops the writer and waits for it; panics if python failed.
+    fn finish(mut self) {
+        fs::write(&self.stop_file, "")
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", self.stop_file.display()));
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|err| panic!("cannot wait for the writer: {err}"));
+        assert!(status.success(), "the transfer writer failed: {status}");
+    }
+}
+
+impl Drop for Transfers {
+    fn drop(&mut self) {
+        // Cleanup after a failed test; a finished writer is already gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sum of the balances in `db`.
+fn balance_sum(db: &Path) -> u64 {
+    const SCRIPT: &str = r#"
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT sum(bal) FROM acct").fetchone()[0])
+"#;
+    let text = python(&[SCRIPT, &db.to_string_lossy()]);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|err| panic!("sum of balances in {}: {text:?}: {err}", db.display()))
+}
+
+/// A periodic snapshot copies the raw database file, which holds every frame a checkpoint
+/// (ours before the snapshot, or the application's) has copied into it, possibly far past
+/// what the replica's segments hold (here `sync-interval: 5s` under sustained writes). Killed
+/// right after such a snapshot is stored, a replica would restore it and then the older
+/// frames of its index over it: a mix of two moments (Litestream 0.3.13 does this; 3 of 4
+/// tries break the sum). Ours stores a snapshot only once the replica holds the segments up
+/// to its position, so each restore is a state the database had, holding every commit made
+/// before the snapshot began.
+#[test]
+fn replicate_killed_right_after_a_snapshot_restores_a_state_the_database_had() {
+    let scene = Scene::new();
+    let db = scene.join("app.db");
+    create_db(&db, 4096);
+    let writer = Transfers::start(&db);
+    // Our PASSIVE checkpoints run on every pass past 100 pages, and none restarts the WAL, so
+    // every snapshot lands in the index the replica is uploading.
+    let tuning = Tuning {
+        monitor_interval: "1s",
+        checkpoint_interval: "60s",
+        min_checkpoint_page_count: 100,
+        max_checkpoint_page_count: 100_000,
+        sync_interval: "5s",
+    };
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(
+            &db,
+            &tuning,
+            &Store::File(scene.join("replica")),
+            &["snapshot-interval: 2s"],
+        ),
+    );
+    let total = ACCOUNTS * OPENING_BALANCE;
+    for kill in 0..3 {
+        let mut replicate = Replicate::with_config(&our_bin(), &config);
+        // The first snapshot after a start; then a periodic one, taken with the replica's
+        // segments up to 5 s behind.
+        let mark = replicate.log_len();
+        let found = replicate.poll_log_since(mark, "msg=\"snapshot written\"", SYNC_TIMEOUT);
+        assert!(found, "kill {kill}: no snapshot\n{}", replicate.log());
+        // Committed before the next snapshot began.
+        let before_snapshot = writer.last();
+        let mark = replicate.log_len();
+        assert!(
+            replicate.poll_log_since(mark, "msg=\"snapshot written\"", SYNC_TIMEOUT),
+            "kill {kill}: the periodic snapshot was not written\n{}",
+            replicate.log()
+        );
+        let log = replicate.stop(Signal::SIGKILL).log;
+        let what = format!("kill {kill} right after a snapshot");
+        let out = scene.out_path(&format!("kill-{kill}"));
+        let restored = restore(&our_bin(), &config, &db, &out, &what);
+        assert_eq!(restored.integrity, "ok", "{what}: integrity_check\n{log}");
+        assert!(
+            restored.is_prefix(),
+            "{what}: restored ids are not 1..k: {restored:?}\n{log}"
+        );
+        assert_eq!(
+            balance_sum(&out),
+            total,
+            "{what}: the balances of the restore do not add up: pages of two moments\n{log}"
+        );
+        assert!(
+            restored.max_id >= before_snapshot,
+            "{what}: restored rows 1..{} but commit {before_snapshot} came before the \
+             snapshot began\n{log}",
+            restored.max_id
+        );
+    }
+    let replicate = Replicate::with_config(&our_bin(), &config);
+    let resumed = writer.last();
+    wait_until("50 more commits", WRITER_TIMEOUT, || {
+        writer.last() >= resumed + 50
+    });
+    writer.finish();
+    replicate.stop_ok();
+    let source = source_digest(&db);
+    let ours = restore(
+        &our_bin(),
+        &config,
+        &db,
+        &scene.out_path("final"),
+        "final restore",
+    );
+    assert_same_rows(&ours, &source, "final restore");
+    assert_eq!(balance_sum(&ours.path), total, "final restore: balances");
 }
