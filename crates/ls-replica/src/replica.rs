@@ -628,6 +628,13 @@ impl ReplicaInner {
                     "snapshot: replication is stopping".to_owned(),
                 ));
             }
+            // A new generation needs its own first snapshot, which the monitor takes (and
+            // which waits for this one to end).
+            if self.db.position().map(|now| now.generation) != Some(pos.generation) {
+                return Err(ReplicateError::Other(
+                    "snapshot: generation changed during snapshot".to_owned(),
+                ));
+            }
             match self.position() {
                 // Not in this generation yet: it has no segment of it (they are uploaded only
                 // after a snapshot, and a replica that uploaded one keeps its position there
