@@ -244,15 +244,16 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = String::new();
     let mut next = Some(error);
     while let Some(cause) = next {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        match cause.downcast_ref::<io::Error>() {
-            Some(io_error) => text.push_str(&os_error_text(io_error)),
-            None => {
-                // Writing to a String cannot fail.
-                let _ = write!(text, "{cause}");
+        let cause_text = match cause.downcast_ref::<io::Error>() {
+            Some(io_error) => os_error_text(io_error),
+            None => cause.to_string(),
+        };
+        // Some errors (object_store's) already print their source: say it once.
+        if !text.contains(&cause_text) {
+            if !text.is_empty() {
+                text.push_str(": ");
             }
+            text.push_str(&cause_text);
         }
         next = cause.source();
     }
@@ -598,6 +599,13 @@ mod tests {
         let inner = io::Error::new(io::ErrorKind::NotFound, "no such file");
         let outer = io::Error::other(Chained("cannot open /x", inner));
         assert_eq!(error_chain(&outer), "cannot open /x: no such file");
+    }
+
+    #[test]
+    fn error_chain_says_a_source_its_error_already_printed_once() {
+        let inner = io::Error::new(io::ErrorKind::NotFound, "403 Forbidden");
+        let outer = io::Error::other(Chained("list failed: 403 Forbidden", inner));
+        assert_eq!(error_chain(&outer), "list failed: 403 Forbidden");
     }
 
     #[derive(Debug)]

@@ -1494,8 +1494,12 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Some errors (object_store's) already print their source: say it once.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -1542,5 +1546,14 @@ mod tests {
     fn chain_joins_sources() {
         let err = ReplicateError::io("open x", std::io::Error::other("boom"));
         assert_eq!(chain(&err), "open x: boom");
+    }
+
+    #[test]
+    fn chain_says_a_source_its_error_already_printed_once() {
+        let err = ReplicateError::io(
+            "list: 403 Forbidden",
+            std::io::Error::other("403 Forbidden"),
+        );
+        assert_eq!(chain(&err), "list: 403 Forbidden");
     }
 }
