@@ -1209,9 +1209,9 @@ fn replica_disk_full_logs_replica_path_and_resumes_when_space_returns() {
 // 5. An application's TRUNCATE checkpoints while replicate runs with default settings.
 // ---------------------------------------------------------------------------------------------
 
-/// How long an application's `PRAGMA wal_checkpoint(TRUNCATE)` may take while ours runs: we
-/// step aside within two lock probes (200-264 ms apart), well inside the application's 5 s
-/// `busy_timeout`.
+/// How long an application's `PRAGMA wal_checkpoint(TRUNCATE)` may take while ours runs: the
+/// next lock probe (at most 464 ms away) sees it, a second one 100-164 ms later confirms it,
+/// and we step aside, well inside the application's 5 s `busy_timeout`.
 const APP_TRUNCATE_MAX: Duration = Duration::from_secs(1);
 
 /// A database of 20 rows replicated by ours to a file replica (default settings, debug log),
