@@ -248,7 +248,6 @@ struct DbInner {
     wal_path: PathBuf,
     state: Mutex<DbState>,
     replicas: Vec<Arc<ReplicaInner>>,
-    token: CancellationToken,
     tracker: TaskTracker,
     wake: Arc<crate::watch::Wake>,
     /// The replication lock file, kept open while the process runs.
@@ -277,7 +276,6 @@ impl Db {
             }
         }
         let path_label = options.path.display().to_string();
-        let token = CancellationToken::new();
         let shared = Arc::new(DbShared {
             path: options.path.clone(),
             path_label: path_label.clone(),
@@ -288,7 +286,7 @@ impl Db {
             urgent: std::sync::atomic::AtomicU64::new(0),
             own_commit: std::sync::atomic::AtomicU64::new(u64::MAX),
             checkpoint_lock: Mutex::new(()),
-            token: token.clone(),
+            token: CancellationToken::new(),
             pass_request: Notify::new(),
             requested: std::sync::atomic::AtomicU64::new(0),
             served: watch::channel(0).0,
@@ -308,7 +306,6 @@ impl Db {
                 shared,
                 state: Mutex::new(DbState::default()),
                 replicas,
-                token,
                 tracker: TaskTracker::new(),
                 wake: Arc::new(crate::watch::Wake::default()),
                 lock_file: StdMutex::new(None),
@@ -438,7 +435,7 @@ impl Db {
     pub async fn close(&self) -> Result<(), ReplicateError> {
         let span = tracing::info_span!("db", db = %self.inner.shared.path_label);
         async {
-            self.inner.token.cancel();
+            self.inner.shared.token.cancel();
             self.inner.tracker.close();
             self.inner.tracker.wait().await;
             let mut first_err = None;
@@ -502,7 +499,7 @@ impl DbInner {
                 || last_activity.elapsed() < ACTIVE_WINDOW
                 || self.options.monitor_interval > IDLE_PROBE;
             let (full, urgent) = tokio::select! {
-                () = self.token.cancelled() => return,
+                () = self.shared.token.cancelled() => return,
                 () = tokio::time::sleep_until(next_tick.into()) => {
                     let step = if !fast_probe && self.wake.watching() {
                         interval.max(IDLE_TICK)
@@ -717,12 +714,12 @@ impl DbInner {
         }
         state.tasks_started = true;
         for replica in &self.replicas {
-            replica.start(&self.tracker, &self.token);
+            replica.start(&self.tracker, &self.shared.token);
             let interval = replica.validation_interval();
             if !interval.is_zero() {
                 let this = Arc::clone(self);
                 let replica = Arc::clone(replica);
-                let token = self.token.clone();
+                let token = self.shared.token.clone();
                 let span = replica.span();
                 self.tracker.spawn(
                     async move { this.validator(replica, interval, token).await }.instrument(span),
