@@ -714,7 +714,7 @@ impl DbInner {
         }
         state.tasks_started = true;
         for replica in &self.replicas {
-            replica.start(&self.tracker, &self.shared.token);
+            replica.start(&self.tracker);
             let interval = replica.validation_interval();
             if !interval.is_zero() {
                 let this = Arc::clone(self);

@@ -175,7 +175,8 @@ impl ReplicaInner {
     }
 
     /// Starts the monitor, retainer and snapshotter tasks.
-    pub(crate) fn start(self: &Arc<Self>, tracker: &TaskTracker, token: &CancellationToken) {
+    pub(crate) fn start(self: &Arc<Self>, tracker: &TaskTracker) {
+        let token = &self.db.token;
         for status in ["ok", "error"] {
             metrics::counter!(
                 "litestream_replica_validation_total",

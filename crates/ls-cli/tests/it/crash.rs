@@ -30,8 +30,8 @@ use nix::sys::signal::Signal;
 use crate::support::fixtures::{our_bin, reference_bin, workspace_root};
 use crate::support::replicate::{
     Digest, Replicate, Scene, SplitMix64, Tuning, Writer, WriterPlan, assert_same_rows, create_db,
-    digest, digests, generations, has_synced, insert_rows, source_digest, sql, wait_until,
-    wal_path,
+    digest, digests, generations, has_synced, insert_rows, source_digest, spawn_python, sql,
+    wait_until, wal_path,
 };
 
 /// How long the first snapshot and segment may take to reach a replica.
@@ -1256,6 +1256,52 @@ impl TruncateScene {
     }
 }
 
+impl TruncateScene {
+    /// Once the application's last commit (row `last`) is in: waits until ours restores the
+    /// database exactly, stops replicate, closes `apps`, and checks that the replica kept its
+    /// first generation and that ours (and, with `litestream`, Litestream 0.3.13) restores the
+    /// database's rows.
+    fn settle(self, apps: Vec<Session>, last: u64, litestream: bool, what: &str) {
+        let Self {
+            scene,
+            db,
+            replica,
+            config,
+            mut replicate,
+            first,
+        } = self;
+        let source = backup_digest(&db, &scene.join("source.db"));
+        assert_eq!(source.max_id, last, "{what}: the database's last row");
+        wait_restores_source(&mut replicate, &scene, &config, &db, &source, 20, what);
+        let log = replicate.stop_ok().log;
+        for app in apps {
+            app.close();
+        }
+        let after = generations(&replica);
+        assert_eq!(
+            (after.len(), &after),
+            (1, &first),
+            "{what}: the replica should keep its first generation {first:?}\n{log}"
+        );
+        let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"), what);
+        assert_same_rows(&ours, &source, &format!("{what}: restored by ours\n{log}"));
+        if litestream {
+            let theirs = restore(
+                &reference_bin(),
+                &config,
+                &db,
+                &scene.out_path("litestream"),
+                what,
+            );
+            assert_same_rows(
+                &theirs,
+                &source,
+                &format!("{what}: restored by Litestream 0.3.13\n{log}"),
+            );
+        }
+    }
+}
+
 /// Runs the application's `PRAGMA wal_checkpoint(TRUNCATE)` on `app`: it must complete fully
 /// and within `max`.
 fn app_truncate(app: &mut Session, replicate: &Replicate, max: Duration, what: &str) {
@@ -1278,18 +1324,11 @@ fn app_truncate(app: &mut Session, replicate: &Replicate, max: Duration, what: &
 /// keeps its one generation (until 8706e8b each TRUNCATE started a new one with a full
 /// snapshot), and ours and Litestream 0.3.13 restore the database's rows.
 fn app_truncates_keep_generation(other_writer: bool) {
-    let TruncateScene {
-        scene,
-        db,
-        replica,
-        config,
-        mut replicate,
-        first,
-    } = TruncateScene::start();
-    let mut app = Session::open(&db);
+    let truncates = TruncateScene::start();
+    let mut app = Session::open(&truncates.db);
     app.run_ok("PRAGMA busy_timeout=5000");
     let mut other = other_writer.then(|| {
-        let mut other = Session::open(&db);
+        let mut other = Session::open(&truncates.db);
         other.run_ok("PRAGMA busy_timeout=5000");
         other
     });
@@ -1301,7 +1340,7 @@ fn app_truncates_keep_generation(other_writer: bool) {
         next_id += 20;
         app_truncate(
             &mut app,
-            &replicate,
+            &truncates.replicate,
             APP_TRUNCATE_MAX,
             &format!("round {round}: the application's TRUNCATE checkpoint"),
         );
@@ -1313,47 +1352,13 @@ fn app_truncates_keep_generation(other_writer: bool) {
         thread::sleep(Duration::from_secs(2));
     }
     app.run_ok(&rows_sql(next_id, 20, 200));
-    let source = backup_digest(&db, &scene.join("source.db"));
-    assert_eq!(source.max_id, next_id + 19);
-    wait_restores_source(
-        &mut replicate,
-        &scene,
-        &config,
-        &db,
-        &source,
-        20,
-        "truncates",
-    );
-    let log = replicate.stop_ok().log;
-    app.close();
-    if let Some(other) = other {
-        other.close();
-    }
-    let after = generations(&replica);
     let what = if other_writer {
         "3 application TRUNCATEs, each followed by another connection's commit"
     } else {
         "3 application TRUNCATEs, each followed by 2 s idle"
     };
-    assert_eq!(
-        (after.len(), &after),
-        (1, &first),
-        "{what}: the replica should keep its first generation {first:?}\n{log}"
-    );
-    let ours = restore(&our_bin(), &config, &db, &scene.out_path("ours"), what);
-    assert_same_rows(&ours, &source, &format!("{what}: restored by ours\n{log}"));
-    let theirs = restore(
-        &reference_bin(),
-        &config,
-        &db,
-        &scene.out_path("litestream"),
-        what,
-    );
-    assert_same_rows(
-        &theirs,
-        &source,
-        &format!("{what}: restored by Litestream 0.3.13\n{log}"),
-    );
+    let apps = std::iter::once(app).chain(other).collect();
+    truncates.settle(apps, next_id + 19, true, what);
 }
 
 #[test]
@@ -1376,57 +1381,20 @@ const IDLE_APP_TRUNCATE_MAX: Duration = Duration::from_secs(4);
 /// the whole busy timeout), the generation is kept, and the replica restores the same rows.
 #[test]
 fn app_truncate_after_idle_spell_completes_within_the_idle_tick() {
-    let TruncateScene {
-        scene,
-        db,
-        replica,
-        config,
-        mut replicate,
-        first,
-    } = TruncateScene::start();
-    let mut app = Session::open(&db);
+    let truncates = TruncateScene::start();
+    let mut app = Session::open(&truncates.db);
     app.run_ok("PRAGMA busy_timeout=10000");
     app.run_ok(&rows_sql(21, 30, 200));
     // Not a wait for replication: the application is idle, as applications are.
     thread::sleep(Duration::from_secs(12));
     app_truncate(
         &mut app,
-        &replicate,
+        &truncates.replicate,
         IDLE_APP_TRUNCATE_MAX,
         "the application's TRUNCATE after an idle spell",
     );
     app.run_ok(&rows_sql(51, 10, 200));
-    let source = backup_digest(&db, &scene.join("source.db"));
-    assert_eq!(source.max_id, 60);
-    wait_restores_source(
-        &mut replicate,
-        &scene,
-        &config,
-        &db,
-        &source,
-        20,
-        "idle truncate",
-    );
-    let log = replicate.stop_ok().log;
-    app.close();
-    let after = generations(&replica);
-    assert_eq!(
-        (after.len(), &after),
-        (1, &first),
-        "a TRUNCATE after an idle spell: the replica should keep its first generation\n{log}"
-    );
-    let ours = restore(
-        &our_bin(),
-        &config,
-        &db,
-        &scene.out_path("ours"),
-        "idle truncate",
-    );
-    assert_same_rows(
-        &ours,
-        &source,
-        &format!("idle truncate: restored by ours\n{log}"),
-    );
+    truncates.settle(vec![app], 60, false, "a TRUNCATE after an idle spell");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1477,18 +1445,14 @@ con.close()
             ),
         );
         let stop_file = db.with_extension("transfers-stop");
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(SCRIPT)
-            .arg(db)
-            .arg(&stop_file)
-            .arg(ACCOUNTS.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot run python3: {err}"));
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let (child, stdout) = spawn_python(
+            SCRIPT,
+            &[
+                db.as_os_str(),
+                stop_file.as_os_str(),
+                ACCOUNTS.to_string().as_ref(),
+            ],
+        );
         let last = Arc::new(AtomicU64::new(0));
         let seen = Arc::clone(&last);
         thread::spawn(move || {

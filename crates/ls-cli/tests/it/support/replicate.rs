@@ -6,11 +6,12 @@
 //! Nothing here sleeps to wait for replication: [`wait_until`] polls a condition with a
 //! deadline and panics with what it waited for.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -476,6 +477,22 @@ pub(crate) struct Writer {
     done: Arc<AtomicBool>,
 }
 
+/// Starts `python3 -c script args...` with stdin closed and stderr inherited; returns the child
+/// and its piped stdout.
+pub(crate) fn spawn_python(script: &str, args: &[&OsStr]) -> (Child, ChildStdout) {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run python3: {err}"));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    (child, stdout)
+}
+
 impl Writer {
     /// Starts writing to `db` (which has the table `t`) as `plan` says.
     pub(crate) fn start(db: &Path, plan: &WriterPlan) -> Self {
@@ -508,22 +525,18 @@ con.close()
         let stop_file = db.with_extension("writer-stop");
         // A stale stop file from an earlier writer on the same database.
         let _ = fs::remove_file(&stop_file);
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(SCRIPT)
-            .arg(db)
-            .arg(plan.first_id.to_string())
-            .arg(plan.count.to_string())
-            .arg(plan.blob.to_string())
-            .arg(plan.checkpoint_every.to_string())
-            .arg(plan.pause_ms.to_string())
-            .arg(&stop_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot run python3: {err}"));
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let (child, stdout) = spawn_python(
+            SCRIPT,
+            &[
+                db.as_os_str(),
+                plan.first_id.to_string().as_ref(),
+                plan.count.to_string().as_ref(),
+                plan.blob.to_string().as_ref(),
+                plan.checkpoint_every.to_string().as_ref(),
+                plan.pause_ms.to_string().as_ref(),
+                stop_file.as_os_str(),
+            ],
+        );
         let commits = Arc::new(Mutex::new(Vec::new()));
         let checkpoints = Arc::new(Mutex::new(Vec::new()));
         let done = Arc::new(AtomicBool::new(false));
