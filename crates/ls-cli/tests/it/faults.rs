@@ -54,6 +54,11 @@ impl Setup {
     /// `app.db` with rows `1..=50`, and a `litestream.yml` replicating it to moto through a
     /// fresh proxy; `replica_extra` lines go into the replica block.
     fn new(replica_extra: &str) -> Self {
+        Self::with_max_checkpoint(replica_extra, 1000)
+    }
+
+    /// [`Setup::new`] with our RESTART checkpoint at `max_checkpoint_page_count` WAL pages.
+    fn with_max_checkpoint(replica_extra: &str, max_checkpoint_page_count: u32) -> Self {
         let moto = servers::moto(BUCKET);
         let proxy = FaultProxy::start(&moto.addr);
         let scene = Scene::new();
@@ -62,12 +67,13 @@ impl Setup {
         insert_rows(&db, 1, 50, 100);
         let mut yaml = format!(
             "dbs:\n  - path: {}\n    monitor-interval: 100ms\n    checkpoint-interval: 1s\n    \
-             min-checkpoint-page-count: 100\n    max-checkpoint-page-count: 1000\n    replicas:\n      \
+             min-checkpoint-page-count: 100\n    max-checkpoint-page-count: {}\n    replicas:\n      \
              - type: s3\n        bucket: {BUCKET}\n        path: {PREFIX}\n        \
              endpoint: http://{}\n        region: us-east-1\n        force-path-style: true\n        \
              access-key-id: AKIAFAULTTESTKEYID00\n        secret-access-key: faultTestSecret\n        \
              sync-interval: 200ms\n",
             db.display(),
+            max_checkpoint_page_count,
             proxy.addr,
         );
         for line in replica_extra.lines() {
@@ -352,7 +358,10 @@ fn s3_restore_of_cut_downloads_retries_same_rows_litestream_aborts() {
 
 #[test]
 fn s3_retention_during_restore_succeeds_or_fails_naming_object() {
-    let setup = Setup::new("snapshot-interval: 1s");
+    // Our RESTART checkpoints start new WAL indexes while the rows are written, so the
+    // periodic snapshot lands in a later index than the first one (after a PASSIVE checkpoint
+    // the WAL restarts only when the application's next transaction allows it).
+    let setup = Setup::with_max_checkpoint("snapshot-interval: 1s", 150);
     setup.replicate_rows();
     let source = source_digest(&setup.db);
     let snapshots = setup.snapshot_keys();
