@@ -61,6 +61,7 @@ mod db;
 mod encode;
 mod engine_error;
 mod error;
+mod image;
 mod metrics;
 mod replica;
 mod restore;

@@ -24,13 +24,14 @@ use tracing::Instrument as _;
 use crate::db::{DbShared, chain, join_error, u64_f64};
 use crate::encode::encode_stream;
 use crate::engine_error::ReplicateError;
+use crate::image::DbImage;
 use crate::shadow::HEADER_LEN;
 use crate::sqlite::{CheckpointMode, Sqlite};
 
 /// Longest wait between retries of a failing sync.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Copies of the database file a snapshot makes before it gives up, when another process's
-/// checkpoint writes the file during each.
+/// Attempts a snapshot makes before it gives up, when its position does not yet cover what
+/// checkpoints wrote into the database file (ARCHITECTURE.md, I8).
 const SNAPSHOT_ATTEMPTS: u32 = 5;
 /// How long a snapshot waits for the replica to upload the WAL segments it needs before it is
 /// stored (ARCHITECTURE.md, I8).
@@ -38,10 +39,6 @@ const SNAPSHOT_SEGMENT_WAIT: Duration = Duration::from_secs(30);
 /// How long a snapshot waits for the database's sync pass that brings the shadow WAL up to its
 /// read transaction.
 const SNAPSHOT_PASS_WAIT: Duration = Duration::from_secs(5);
-/// The producer's error for a copy the database file changed under.
-#[derive(Debug, thiserror::Error)]
-#[error("the database file was written by a checkpoint during the copy")]
-struct TornCopy;
 
 /// Settings of one replica: the `dbs[].replicas[]` keys that are not about storage.
 #[derive(Clone, Debug)]
@@ -519,35 +516,24 @@ impl ReplicaInner {
         let Some(file) = self.db.db_file() else {
             return Err(ReplicateError::Other("no database available".to_owned()));
         };
-        // The raw file is consistent only if no other process's checkpoint writes it during the
-        // copy (ours wait for `checkpoint_lock`; theirs can backfill frames up to our read
-        // mark). A snapshot restored without segments would then be torn, so such a copy fails
-        // before the stream ends (nothing is stored) and is taken again (I7).
-        let shm = self.db.shm_file();
-        let checked = shm.is_some();
-        let before = shm.as_deref().and_then(crate::shmlock::quiet_backfill);
-        if let Some(shm) = shm.as_deref() {
-            let Some(before) = before else {
-                return Err(ReplicateError::Unsettled(
-                    "another process's checkpoint was writing the database file",
-                ));
+        // How far checkpoints wrote the WAL into the file must be within what the snapshot
+        // lays over it (I7, I8).
+        if let Some(shm) = self.db.shm_file() {
+            let Some(backfill) = crate::shmlock::backfill(&shm) else {
+                return Err(ReplicateError::Unsettled("the wal-index could not be read"));
             };
-            self.covers(&pos, shm, before).await?;
+            self.covers(&pos, &shm, backfill).await?;
         }
-        let quiet = move || shm.as_deref().and_then(crate::shmlock::quiet_backfill);
+        let shadow = self.db.meta.shadow_path(&pos.generation, pos.index);
+        let page_size = self.db.page_size();
         tracing::info!(position = %pos, "write snapshot");
         let started = Instant::now();
         let (stream, producer) = encode_stream(
             self.options.recipients.clone(),
             format!("snapshot {pos}"),
             move |out| -> io::Result<u64> {
-                let mut reader =
-                    BufReader::with_capacity(256 * 1024, PreadReader { file, offset: 0 });
-                let copied = io::copy(&mut reader, out)?;
-                if checked && quiet() != before {
-                    return Err(io::Error::other(TornCopy));
-                }
-                Ok(copied)
+                let image = DbImage::open(file, &shadow, pos.offset, page_size)?;
+                io::copy(&mut BufReader::with_capacity(256 * 1024, image), out)
             },
         );
         let written = self
@@ -557,11 +543,6 @@ impl ReplicaInner {
         let produced = producer.await.map_err(join_error)?;
         let info = match (written, produced) {
             (Ok(info), Ok(_)) => info,
-            (_, Err(err)) if err.get_ref().is_some_and(|inner| inner.is::<TornCopy>()) => {
-                return Err(ReplicateError::Unsettled(
-                    "the database file was written by another process's checkpoint during the copy",
-                ));
-            }
             (_, Err(err)) => {
                 return Err(ReplicateError::io("cannot read database for snapshot", err));
             }
@@ -576,8 +557,8 @@ impl ReplicaInner {
 
     /// Checks that `pos`, where a snapshot is about to be labelled, covers every frame of the
     /// WAL that checkpoints wrote into the database file (`backfill`, read just before the
-    /// copy, which I7 keeps unchanged until its end): same WAL cycle, and at least that many
-    /// frames in the shadow WAL (ARCHITECTURE.md, I8).
+    /// copy; later ones stop at the snapshot's read mark): same WAL cycle, and at least that
+    /// many frames in the shadow WAL (ARCHITECTURE.md, I7, I8).
     async fn covers(
         &self,
         pos: &Pos,
@@ -946,21 +927,6 @@ impl Read for ChannelReader {
             .unwrap_or_default()
             .copy_from_slice(self.chunk.get(..n).unwrap_or_default());
         bytes::Buf::advance(&mut self.chunk, n);
-        Ok(n)
-    }
-}
-
-/// Reads a shared file from an offset with `pread`, leaving the descriptor open.
-struct PreadReader {
-    file: Arc<std::fs::File>,
-    offset: u64,
-}
-
-impl Read for PreadReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::os::unix::fs::FileExt as _;
-        let n = self.file.read_at(buf, self.offset)?;
-        self.offset += u64::try_from(n).unwrap_or(0);
         Ok(n)
     }
 }

@@ -81,17 +81,8 @@ pub(crate) struct Backfill {
     attempted: u32,
 }
 
-/// [`Backfill`], or `None` when another process holds the checkpointer lock (a checkpoint
-/// may be writing the database file now) or the `-shm` cannot be read.
-///
-/// Only a checkpoint writes a WAL-mode database file, it holds the checkpointer lock while it
-/// does, and it raises `nBackfillAttempted` before it writes and `nBackfill` after (a WAL
-/// restart sets both to 0). So when two readings are equal and not `None`, no other
-/// process's checkpoint wrote the file between them.
-pub(crate) fn quiet_backfill(shm: &File) -> Option<Backfill> {
-    if holder(shm, CKPT_LOCK).is_some() {
-        return None;
-    }
+/// [`Backfill`], or `None` when the `-shm` cannot be read.
+pub(crate) fn backfill(shm: &File) -> Option<Backfill> {
     Some(Backfill {
         done: read_u32(shm, BACKFILL)?,
         attempted: read_u32(shm, BACKFILL_ATTEMPTED)?,

@@ -1594,3 +1594,109 @@ fn replicate_killed_right_after_a_snapshot_restores_a_state_the_database_had() {
     assert_same_rows(&ours, &source, "final restore");
     assert_eq!(balance_sum(&ours.path), total, "final restore: balances");
 }
+
+/// A checkpoint that a reader holds back copies a page only when its latest frame is within the
+/// reader's mark: a page changed both before and after the mark keeps its old version while the
+/// pages around it move on, so the raw database file is a state the database never had (here
+/// 200 rows, then 400, then 600, but the raw file holds some other count). A snapshot restored
+/// without the segments after it (a replica killed between the two) must still be a state the
+/// database had: ours lays the shadow WAL's pages over the file up to the snapshot's position
+/// (Litestream 0.3.13 stores the raw file).
+#[test]
+fn a_snapshot_alone_restores_a_state_the_database_had_after_a_held_back_checkpoint() {
+    const SCRIPT: &str = r#"
+import os, shutil, sqlite3, sys, time
+db, stop = sys.argv[1], sys.argv[2]
+w = sqlite3.connect(db, isolation_level=None)
+w.execute("PRAGMA wal_autocheckpoint=0")
+def insert(first, last):
+    w.execute("BEGIN")
+    for i in range(first, last + 1):
+        w.execute("INSERT INTO t (id, k, v) VALUES (?, 'row-' || ?, randomblob(300))", (i, i))
+    w.execute("COMMIT")
+insert(1, 200)
+w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+insert(201, 400)
+r = sqlite3.connect(db, isolation_level=None)
+r.execute("BEGIN")
+r.execute("SELECT count(*) FROM t").fetchall()
+insert(401, 600)
+busy, frames, done = w.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+raw = db + ".raw"
+shutil.copy(db, raw)
+c = sqlite3.connect(raw)
+state = (c.execute("PRAGMA integrity_check").fetchone()[0], c.execute("SELECT count(*) FROM t").fetchone()[0])
+c.close()
+print(frames, done, state[0], state[1], flush=True)
+while not os.path.exists(stop):
+    time.sleep(0.05)
+r.rollback()
+"#;
+    let scene = Scene::new();
+    let db = scene.join("app.db");
+    create_db(&db, 4096);
+    let stop = scene.join("stop");
+    let (app, stdout) = spawn_python(SCRIPT, &[db.as_os_str(), stop.as_os_str()]);
+    let mut app = KillOnDrop(app);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|err| panic!("cannot read the application: {err}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let [frames, done, integrity, rows] = fields[..] else {
+        panic!("the application printed {line:?}");
+    };
+    let number = |text: &str| -> u64 {
+        text.parse()
+            .unwrap_or_else(|err| panic!("the application printed {line:?}: {err}"))
+    };
+    // The premise: the checkpoint stopped at the reader and left a file no commit made.
+    assert!(
+        number(done) < number(frames)
+            && (integrity != "ok" || !["200", "400", "600"].contains(&rows)),
+        "the held-back checkpoint copied {done} of {frames} frames and left a raw file with \
+         integrity {integrity} and {rows} rows"
+    );
+    let replica = scene.join("replica");
+    let config = scene.write(
+        "litestream.yml",
+        &config_yaml(&db, &Tuning::default(), &Store::File(replica.clone()), &[]),
+    );
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    replicate.wait_for_log("msg=\"snapshot written\"", SYNC_TIMEOUT);
+    let log = replicate.stop_ok().log;
+    // The replica as a kill right after the snapshot would leave it: no segment.
+    for generation in generations(&replica) {
+        let wal = replica.join("generations").join(&generation).join("wal");
+        fs::remove_dir_all(&wal)
+            .unwrap_or_else(|err| panic!("cannot remove {}: {err}", wal.display()));
+    }
+    let restored = restore(
+        &our_bin(),
+        &config,
+        &db,
+        &scene.out_path("snapshot-alone"),
+        "restore of the snapshot alone",
+    );
+    assert_eq!(restored.integrity, "ok", "integrity_check\n{log}");
+    assert!(
+        restored.is_prefix() && restored.max_id == 600,
+        "the snapshot restores {restored:?}, not the 600 rows committed before it\n{log}"
+    );
+    fs::write(&stop, "").unwrap_or_else(|err| panic!("cannot write {}: {err}", stop.display()));
+    let status = app
+        .0
+        .wait()
+        .unwrap_or_else(|err| panic!("cannot wait for the application: {err}"));
+    assert!(status.success(), "the application failed: {status}");
+}
+
+/// A child process killed when the test ends before it does.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

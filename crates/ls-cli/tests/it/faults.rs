@@ -155,6 +155,12 @@ impl Setup {
     /// Replicates while a bounded writer commits 300 rows with an application checkpoint every
     /// 60, then stops; the replica then holds several WAL indexes.
     fn replicate_rows(&self) {
+        self.replicate_rows_and_snapshots(0);
+    }
+
+    /// [`Setup::replicate_rows`], then replicates on until the replica holds `snapshots`
+    /// snapshot objects.
+    fn replicate_rows_and_snapshots(&self, snapshots: usize) {
         let replicate = self.replicate();
         self.wait_synced();
         let writer = Writer::start(
@@ -169,6 +175,9 @@ impl Setup {
         );
         writer.wait_done(COMMAND_TIMEOUT);
         writer.finish(COMMAND_TIMEOUT);
+        wait_until("the snapshots", COMMAND_TIMEOUT, || {
+            self.snapshot_keys().len() >= snapshots
+        });
         replicate.stop_ok();
     }
 }
@@ -358,11 +367,12 @@ fn s3_restore_of_cut_downloads_retries_same_rows_litestream_aborts() {
 
 #[test]
 fn s3_retention_during_restore_succeeds_or_fails_naming_object() {
-    // Our RESTART checkpoints start new WAL indexes while the rows are written, so the
-    // periodic snapshot lands in a later index than the first one (after a PASSIVE checkpoint
-    // the WAL restarts only when the application's next transaction allows it).
+    // Our RESTART checkpoints start new WAL indexes (while the rows are written, or after
+    // the writer ends when the application's checkpoints kept them busy), so a periodic
+    // snapshot lands in a later index than the first one (after a PASSIVE checkpoint the WAL
+    // restarts only when the application's next transaction allows it).
     let setup = Setup::with_max_checkpoint("snapshot-interval: 1s", 150);
-    setup.replicate_rows();
+    setup.replicate_rows_and_snapshots(2);
     let source = source_digest(&setup.db);
     let snapshots = setup.snapshot_keys();
     assert!(snapshots.len() >= 2, "several snapshots: {snapshots:?}");
