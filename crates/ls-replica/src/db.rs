@@ -1115,6 +1115,7 @@ impl DbInner {
                         db_mtime: db_meta.modified().ok(),
                         cache,
                         stepped: None,
+                        salts: copied.salts,
                     });
                 }
             }
@@ -1207,6 +1208,7 @@ impl DbInner {
                 db_mtime: db_meta.modified().ok(),
                 cache,
                 stepped,
+                salts: copied.salts,
             })
         })
         .await
@@ -1227,7 +1229,8 @@ impl DbInner {
         } else if state.stepped.is_some() {
             // The cycle was checkpointed whole and got no frame since: nothing to backfill.
             None
-        } else if new_size >= wal_size(page_size, u64::from(self.options.min_checkpoint_page_count))
+        } else if self.unbackfilled(new_size, page_size, outcome.salts)
+            >= u64::from(self.options.min_checkpoint_page_count)
             || (!self.options.checkpoint_interval.is_zero()
                 && outcome
                     .db_mtime
@@ -1289,6 +1292,26 @@ impl DbInner {
             });
         }
         Ok(())
+    }
+
+    /// Frames of the shadow's current index (`new_size` bytes, WAL cycle `salts`) that no
+    /// checkpoint has copied into the database file yet, by SQLite's `nBackfill`: all of them
+    /// when the `-shm` cannot tell. A PASSIVE checkpoint is due when they reach
+    /// `min-checkpoint-page-count`, not the WAL's size, so while the WAL does not restart after
+    /// a complete checkpoint (a commit landed before our read transaction came back, which
+    /// then holds a read mark) we do not checkpoint again on every pass.
+    fn unbackfilled(&self, new_size: u64, page_size: u32, salts: [u8; 8]) -> u64 {
+        let frame = wal_size(page_size, 1) - HEADER_LEN;
+        let frames = new_size.saturating_sub(HEADER_LEN) / frame.max(1);
+        match self
+            .shared
+            .shm_file()
+            .as_deref()
+            .and_then(shmlock::backfilled)
+        {
+            Some((cycle, done)) if cycle == salts => frames.saturating_sub(u64::from(done)),
+            _ => frames,
+        }
     }
 
     /// The lowest WAL index any replica has reached in the current generation (0 when one is
@@ -1490,6 +1513,8 @@ struct PassOutcome {
     cache: ScanCache,
     /// The checkpoint record to keep for the next pass.
     stepped: Option<StepAside>,
+    /// The salts of the shadow's WAL cycle.
+    salts: [u8; 8],
 }
 
 fn reason_or(reason: Option<&'static str>) -> &'static str {

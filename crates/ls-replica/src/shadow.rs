@@ -258,6 +258,8 @@ pub(crate) struct Copied {
     pub(crate) new_size: u64,
     /// Frame bytes appended.
     pub(crate) appended: u64,
+    /// The salts of the shadow's WAL cycle (header bytes 16..24).
+    pub(crate) salts: [u8; 8],
 }
 
 /// Where a scan of the real WAL stopped last time, so that a long transaction still being
@@ -383,6 +385,7 @@ pub(crate) fn copy_to_shadow(
             orig_size: start,
             new_size: start,
             appended: 0,
+            salts: salts_of(&header_bytes),
         });
     }
 
@@ -427,7 +430,15 @@ pub(crate) fn copy_to_shadow(
         orig_size: real_aligned,
         new_size: last_commit,
         appended: last_commit - start,
+        salts: salts_of(&header_bytes),
     })
+}
+
+/// The salts of a WAL header (bytes 16..24).
+fn salts_of(header: &[u8; WAL_HEADER_SIZE]) -> [u8; 8] {
+    let mut salts = [0u8; 8];
+    salts.copy_from_slice(header.get(16..24).unwrap_or(&[0; 8]));
+    salts
 }
 
 /// Starts the shadow WAL file of a new index (spec 4.8): the real WAL's checked header as the

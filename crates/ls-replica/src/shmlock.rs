@@ -107,3 +107,17 @@ pub(crate) fn backfilled_through(shm: &File, backfill: Backfill) -> Option<([u8;
     let salt = first.get(32..40)?.try_into().ok()?;
     Some((salt, backfill.done.max(backfill.attempted)))
 }
+
+/// The WAL cycle of the wal-index and how many of its frames checkpoints copied into the
+/// database file (`nBackfill`), from one consistent reading; `None` when the two copies of the
+/// wal-index header differ or the `-shm` cannot be read.
+pub(crate) fn backfilled(shm: &File) -> Option<([u8; 8], u32)> {
+    let done = read_u32(shm, BACKFILL)?;
+    let mut both = [0u8; 2 * HEADER_COPY];
+    shm.read_exact_at(&mut both, 0).ok()?;
+    let (first, second) = both.split_at(HEADER_COPY);
+    if first != second {
+        return None;
+    }
+    Some((first.get(32..40)?.try_into().ok()?, done))
+}
