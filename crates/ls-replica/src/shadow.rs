@@ -389,11 +389,13 @@ pub(crate) fn copy_to_shadow(
         });
     }
 
-    // Pass 2: copy the committed bytes. No WAL restart can happen meanwhile (the engine holds a
-    // read transaction or the write lock), so these are the frames pass 1 checked.
+    // Pass 2: copy the committed bytes. The engine holds a read transaction or the write lock,
+    // so the WAL does not restart meanwhile, except while our read transaction sits on SQLite's
+    // read-lock 0 (the WAL was wholly checkpointed when it began, as right after our own
+    // checkpoint): then a writer may restart it and overwrite these frames from its start.
     // File to file: the kernel copies (copy_file_range on Linux), no buffer of ours.
     drop(wal);
-    let copy = (|| -> Result<(), ReplicateError> {
+    let copy = (|| -> Result<u64, ReplicateError> {
         let want = last_commit - start;
         let mut from = real.file();
         from.seek(SeekFrom::Start(start))
@@ -409,22 +411,38 @@ pub(crate) fn copy_to_shadow(
                 std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
             ));
         }
-        if shadow_size > last_commit {
-            shadow.set_len(last_commit).map_err(|err| {
+        let mut now = [0u8; WAL_HEADER_SIZE];
+        real.file()
+            .read_exact_at(&mut now, 0)
+            .map_err(|err| ReplicateError::io(format!("read wal: {}", wal_path.display()), err))?;
+        // The WAL restarted since the scan: keep only what still continues the chain.
+        let keep = if now == header_bytes {
+            last_commit
+        } else {
+            committed_end(shadow.file(), header, start, last_checksum, last_commit).map_err(
+                |err| ReplicateError::io(format!("check shadow file: {shadow_name}"), err),
+            )?
+        };
+        if shadow_size > keep || keep < last_commit {
+            shadow.set_len(keep).map_err(|err| {
                 ReplicateError::io(format!("write shadow file: {shadow_name}"), err)
             })?;
         }
         shadow
             .sync_data()
-            .map_err(|err| ReplicateError::io(format!("sync shadow file: {shadow_name}"), err))
+            .map_err(|err| ReplicateError::io(format!("sync shadow file: {shadow_name}"), err))?;
+        Ok(keep)
     })();
-    if let Err(err) = copy {
-        // A full disk or an I/O error mid-copy: put the shadow file back as it was, so it still
-        // ends on a commit frame, and let the next pass try again.
-        let _ = shadow.set_len(start);
-        *cache = ScanCache::default();
-        return Err(err);
-    }
+    let last_commit = match copy {
+        Ok(keep) => keep,
+        Err(err) => {
+            // A full disk or an I/O error mid-copy: put the shadow file back as it was, so it
+            // still ends on a commit frame, and let the next pass try again.
+            let _ = shadow.set_len(start);
+            *cache = ScanCache::default();
+            return Err(err);
+        }
+    };
     *cache = ScanCache::default();
     Ok(Copied {
         orig_size: real_aligned,
@@ -432,6 +450,30 @@ pub(crate) fn copy_to_shadow(
         appended: last_commit - start,
         salts: salts_of(&header_bytes),
     })
+}
+
+/// The end of the last commit frame among the frames of `file` from `start` (a frame boundary
+/// with checksum chain `checksum`) to `end` that carry `header`'s salts and continue the chain;
+/// `start` when there is none.
+fn committed_end(
+    file: &std::fs::File,
+    header: WalHeader,
+    start: u64,
+    checksum: (u32, u32),
+    end: u64,
+) -> std::io::Result<u64> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    reader.seek(SeekFrom::Start(start))?;
+    let frame_size = header.frame_size();
+    let mut wal = WalReader::resume(reader.take(end - start), header, start, checksum)
+        .map_err(std::io::Error::other)?;
+    let mut last = start;
+    while let Ok(Some(frame)) = wal.next_valid_frame() {
+        if frame.header().is_commit() {
+            last = frame.offset() + frame_size;
+        }
+    }
+    Ok(last)
 }
 
 /// The salts of a WAL header (bytes 16..24).
@@ -681,5 +723,59 @@ mod tests {
     fn meta_new_default_is_hidden_dir_beside_db() {
         let meta = Meta::new(Path::new("/data/app.db"), None);
         assert_eq!(meta.dir(), Path::new("/data/.app.db-litestream"));
+    }
+
+    /// A WAL cycle of 512-byte pages: its header and frames whose commit flags are `commits`.
+    fn cycle(salt1: u32, commits: &[bool]) -> (WalHeader, Vec<u8>) {
+        let header = WalHeader::new(ls_core::ByteOrder::LittleEndian, 512, 0, salt1, 7);
+        let mut bytes = header.to_bytes().to_vec();
+        let mut sum = header.checksum();
+        for (n, commit) in commits.iter().enumerate() {
+            let page = vec![u8::try_from(n).unwrap_or(0); 512];
+            let mut frame = ls_core::WalFrameHeader {
+                pgno: u32::try_from(n).unwrap_or(0) + 1,
+                db_size_pages: if *commit { 4 } else { 0 },
+                salt1,
+                salt2: 7,
+                checksum1: 0,
+                checksum2: 0,
+            }
+            .to_bytes();
+            sum =
+                ls_core::wal_checksum(ls_core::ByteOrder::LittleEndian, sum.0, sum.1, &frame[..8]);
+            sum = ls_core::wal_checksum(ls_core::ByteOrder::LittleEndian, sum.0, sum.1, &page);
+            frame[16..20].copy_from_slice(&sum.0.to_be_bytes());
+            frame[20..24].copy_from_slice(&sum.1.to_be_bytes());
+            bytes.extend_from_slice(&frame);
+            bytes.extend_from_slice(&page);
+        }
+        (header, bytes)
+    }
+
+    #[test]
+    fn committed_end_stops_where_a_restarted_wal_overwrote_the_copy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("00000000.wal");
+        let (header, mut bytes) = cycle(1, &[false, true, false, true]);
+        let frame = 24 + 512;
+        let end = u64::try_from(bytes.len()).expect("fits");
+        std::fs::write(&path, &bytes).expect("write");
+        let file = std::fs::File::open(&path).expect("open");
+        let start = HEADER_LEN;
+        assert_eq!(
+            committed_end(&file, header, start, header.checksum(), end).expect("read"),
+            end,
+            "an intact copy is kept whole"
+        );
+        // The next cycle (salt-1 + 1) wrote its second frame over our third one.
+        let (_, next) = cycle(2, &[false, true]);
+        bytes[32 + 2 * frame..32 + 3 * frame].copy_from_slice(&next[32 + frame..32 + 2 * frame]);
+        std::fs::write(&path, &bytes).expect("write");
+        let file = std::fs::File::open(&path).expect("open");
+        assert_eq!(
+            committed_end(&file, header, start, header.checksum(), end).expect("read"),
+            HEADER_LEN + 2 * u64::try_from(frame).expect("fits"),
+            "the copy ends at the last commit before the overwritten frame"
+        );
     }
 }
