@@ -92,32 +92,28 @@ pub(crate) fn backfill(shm: &File) -> Option<Backfill> {
 /// Size of one copy of the wal-index header at the start of the `-shm` file.
 const HEADER_COPY: usize = 48;
 
-/// The WAL cycle that `backfill` counts frames of, and the last frame of it the database
-/// file may hold: the salts (bytes 16..24 of the WAL header, which the wal-index header keeps
-/// byte for byte at its offset 32) and the larger of `nBackfill` and `nBackfillAttempted`.
-/// `None` when the two copies of the wal-index header differ (a writer is updating it) or the
-/// `-shm` cannot be read.
-pub(crate) fn backfilled_through(shm: &File, backfill: Backfill) -> Option<([u8; 8], u32)> {
+/// The salts of the WAL cycle the wal-index describes (bytes 16..24 of the WAL header, which
+/// the wal-index header keeps byte for byte at its offset 32); `None` when the two copies of
+/// the wal-index header differ (a writer is updating it) or the `-shm` cannot be read.
+fn cycle_salts(shm: &File) -> Option<[u8; 8]> {
     let mut both = [0u8; 2 * HEADER_COPY];
     shm.read_exact_at(&mut both, 0).ok()?;
     let (first, second) = both.split_at(HEADER_COPY);
     if first != second {
         return None;
     }
-    let salt = first.get(32..40)?.try_into().ok()?;
-    Some((salt, backfill.done.max(backfill.attempted)))
+    first.get(32..40)?.try_into().ok()
+}
+
+/// The WAL cycle that `backfill` counts frames of, and the last frame of it the database
+/// file may hold: the larger of `nBackfill` and `nBackfillAttempted`.
+pub(crate) fn backfilled_through(shm: &File, backfill: Backfill) -> Option<([u8; 8], u32)> {
+    Some((cycle_salts(shm)?, backfill.done.max(backfill.attempted)))
 }
 
 /// The WAL cycle of the wal-index and how many of its frames checkpoints copied into the
-/// database file (`nBackfill`), from one consistent reading; `None` when the two copies of the
-/// wal-index header differ or the `-shm` cannot be read.
+/// database file (`nBackfill`).
 pub(crate) fn backfilled(shm: &File) -> Option<([u8; 8], u32)> {
     let done = read_u32(shm, BACKFILL)?;
-    let mut both = [0u8; 2 * HEADER_COPY];
-    shm.read_exact_at(&mut both, 0).ok()?;
-    let (first, second) = both.split_at(HEADER_COPY);
-    if first != second {
-        return None;
-    }
-    Some((first.get(32..40)?.try_into().ok()?, done))
+    Some((cycle_salts(shm)?, done))
 }
