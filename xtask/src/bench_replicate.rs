@@ -858,7 +858,7 @@ fn checkpoint(db: &Path) -> Result<()> {
 /// CPU time used so far by every thread of `pid`, dead ones included, to the nanosecond (the
 /// process CPU-time clock; `/proc/<pid>/stat` counts in 10 ms clock ticks, too coarse for an
 /// idle process).
-fn cpu_time(pid: u32) -> Result<Duration> {
+pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
     let raw = i32::try_from(pid).context("pid out of range")?;
     let clock = nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(raw))
         .with_context(|| format!("no CPU clock for pid {pid}"))?;

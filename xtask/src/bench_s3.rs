@@ -156,6 +156,11 @@ impl Moto {
         Ok(moto)
     }
 
+    /// CPU seconds moto has used so far (all its threads; it serves requests one at a time).
+    fn cpu_secs(&self) -> Result<f64> {
+        Ok(crate::bench_replicate::cpu_time(self.child.id())?.as_secs_f64())
+    }
+
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -518,9 +523,11 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let mut restore = Vec::new();
     let mut outputs = Vec::new();
     for (name, bin) in [("ours", &ours), ("litestream", &reference)] {
-        let mut best = f64::MAX;
+        // The fastest attempt, with moto's CPU time during it.
+        let mut best = (f64::MAX, 0.0);
         for attempt in 0..2 {
             let out = work.join(format!("restored-{name}-{attempt}.db"));
+            let server_before = moto.cpu_secs()?;
             let started = Instant::now();
             let status = Command::new(bin)
                 .args(["restore", "-config"])
@@ -531,10 +538,13 @@ pub(crate) fn run(root: &Path) -> Result<()> {
                 .stdout(Stdio::null())
                 .status()?;
             let seconds = started.elapsed().as_secs_f64();
+            let server = moto.cpu_secs()? - server_before;
             if !status.success() {
                 bail!("{name} restore failed: {status}");
             }
-            best = best.min(seconds);
+            if seconds < best.0 {
+                best = (seconds, server);
+            }
             outputs.push(out);
         }
         restore.push(best);
@@ -566,9 +576,14 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     );
     println!(
         "  restore ({restore_mb} MB + {restore_segments} segments, {restore_generations} generation(s)): {:.2} s | {:.2} s | {:.2} | <= 0.33",
-        restore[0],
-        restore[1],
-        ratio(restore[0], restore[1])
+        restore[0].0,
+        restore[1].0,
+        ratio(restore[0].0, restore[1].0)
+    );
+    println!(
+        "    moto's CPU during each restore: {:.2} s | {:.2} s (moto serves one request at a time: \
+         a restore cannot take less than its own share)",
+        restore[0].1, restore[1].1
     );
     Ok(())
 }
