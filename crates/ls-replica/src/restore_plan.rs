@@ -67,13 +67,26 @@ struct GenerationListing {
     generation: Generation,
     snapshots: Vec<SnapshotInfo>,
     segments: Vec<WalSegmentInfo>,
+    created_at: SystemTime,
     updated_at: SystemTime,
+}
+
+impl GenerationListing {
+    /// Whether this generation holds newer data than `other`: its newest file is newer, or
+    /// equally new and its oldest file is newer. Litestream 0.3.13 keeps the first in listing
+    /// order on a tie, which on a store that keeps whole seconds (SFTP) restores the older of two
+    /// generations written in the same second about half the time: a generation that began
+    /// later is the one that followed.
+    fn is_newer_than(&self, other: &Self) -> bool {
+        (self.updated_at, self.created_at) > (other.updated_at, other.created_at)
+    }
 }
 
 /// Chooses the replica, generation, snapshot and WAL segments, as Litestream 0.3.13 does.
 ///
 /// `replicas` are `(name, client)` in config order. The generation whose newest file is newest
-/// wins (ties keep the earlier replica and the earlier generation in listing order); with a
+/// wins; on a tie, the one whose oldest file is newer (0.3.13 keeps listing order there), then
+/// the earlier replica and the earlier generation in listing order; with a
 /// timestamp only generations whose files span it are candidates. `Ok(None)` means no backup
 /// matches (Litestream's `no matching backups found`).
 ///
@@ -98,7 +111,7 @@ pub async fn plan_restore(
         if let Some(listed) = listed
             && best
                 .as_ref()
-                .is_none_or(|(_, current)| listed.updated_at > current.updated_at)
+                .is_none_or(|(_, current)| listed.is_newer_than(current))
         {
             best = Some((replica, listed));
         }
@@ -140,16 +153,18 @@ async fn replica_target(
         {
             continue;
         }
+        let listed = GenerationListing {
+            generation,
+            snapshots,
+            segments,
+            created_at,
+            updated_at,
+        };
         if best
             .as_ref()
-            .is_none_or(|current| updated_at > current.updated_at)
+            .is_none_or(|current| listed.is_newer_than(current))
         {
-            best = Some(GenerationListing {
-                generation,
-                snapshots,
-                segments,
-                updated_at,
-            });
+            best = Some(listed);
         }
     }
     Ok(best)
@@ -287,11 +302,12 @@ mod tests {
             .iter()
             .map(|s| s.created_at)
             .chain(segments.iter().map(|s| s.created_at));
-        let updated_at = time_bounds(times).unwrap().1;
+        let (created_at, updated_at) = time_bounds(times).unwrap();
         GenerationListing {
             generation,
             snapshots,
             segments,
+            created_at,
             updated_at,
         }
     }
@@ -317,6 +333,21 @@ mod tests {
         let (snapshot, wal) = select_files(&listed, RestoreUntil::Latest).unwrap();
         assert_eq!(snapshot.index, 2);
         assert_eq!(shape(&wal), vec![vec![(2, 0), (2, 4152)], vec![(3, 0)]]);
+    }
+
+    #[test]
+    fn newer_generation_is_the_newest_file_then_the_later_start() {
+        let old = listing(&[(0, 10)], &[(0, 0, 11), (0, 4152, 40)]);
+        let new = listing(&[(0, 40)], &[(0, 0, 40)]);
+        // Same newest second (a store with whole-second times): the one that began later wins,
+        // whichever is listed first.
+        assert!(new.is_newer_than(&old));
+        assert!(!old.is_newer_than(&new));
+        let later = listing(&[(0, 10)], &[(0, 0, 41)]);
+        assert!(later.is_newer_than(&new));
+        assert!(!new.is_newer_than(&later));
+        // Same bounds: the first listed stays.
+        assert!(!new.is_newer_than(&listing(&[(0, 40)], &[(0, 0, 40)])));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 
@@ -555,6 +555,83 @@ fn replicate_wal_removed_while_stopped_starts_new_generation() {
     assert_eq!(source.rows, 350);
     let restored = restore(&our_bin(), &replica, &scene.out_path("ours"));
     assert_same_rows(&restored, &source, "after the WAL was removed");
+}
+
+/// Sets the mtime of every file under `dir` to `mtime`.
+fn set_mtimes(dir: &Path, mtime: SystemTime) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            set_mtimes(&path, mtime);
+        } else {
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(mtime))
+                .unwrap_or_else(|err| panic!("cannot set the mtime of {}: {err}", path.display()));
+        }
+    }
+}
+
+/// A store that keeps whole seconds (SFTP) can give two generations the same newest time, when
+/// a new generation starts in the second the old one last wrote. The restore must take the
+/// generation that began later, whatever their names; 0.3.13 takes the first in listing order.
+#[test]
+fn restore_of_two_generations_newest_in_same_second_takes_the_later_one() {
+    let (scene, db, replica, config) = scene_with_db(4096, 100, &Tuning::default());
+    let replicate = start_synced(&our_bin(), &config, &replica);
+    insert_rows(&db, 101, 100, 100);
+    replicate.stop_ok();
+    let old_name = only_generation(&replica);
+    // The WAL removed while stopped: the next run starts a new generation.
+    sql(
+        &db,
+        "INSERT INTO t (id, k, v) SELECT id + 100, k || '-again', v FROM t WHERE id > 100; \
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    );
+    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    replicate.wait_until("a new generation in the replica", SYNC_TIMEOUT, |_| {
+        generations(&replica)
+            .iter()
+            .any(|name| *name != old_name && !snapshots(&replica, name).is_empty())
+    });
+    insert_rows(&db, 301, 50, 100);
+    replicate.stop_ok();
+    let new_name = generations(&replica)
+        .into_iter()
+        .find(|name| *name != old_name)
+        .expect("the new generation");
+
+    // Named so that the old generation is listed first, whatever names they were given.
+    let generations_dir = replica.join("generations");
+    let (old, new) = ("0000000000000001".to_owned(), "fffffffffffffffe".to_owned());
+    fs::rename(generations_dir.join(&old_name), generations_dir.join(&old)).expect("rename old");
+    fs::rename(generations_dir.join(&new_name), generations_dir.join(&new)).expect("rename new");
+
+    // As SFTP would list them: the old generation began 10 s earlier, and its last segment
+    // landed in the second the new generation began and ended.
+    let second = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    let old_dir = replica.join("generations").join(&old);
+    set_mtimes(&old_dir, second - Duration::from_secs(10));
+    let last_old = segments(&replica, &old)
+        .last()
+        .map(|name| old_dir.join("wal").join(name))
+        .expect("a segment in the old generation");
+    fs::File::options()
+        .write(true)
+        .open(&last_old)
+        .and_then(|file| file.set_modified(second))
+        .unwrap_or_else(|err| panic!("cannot set the mtime of {}: {err}", last_old.display()));
+    set_mtimes(&replica.join("generations").join(&new), second);
+
+    let source = source_digest(&db);
+    assert_eq!(source.rows, 350);
+    let restored = restore(&our_bin(), &replica, &scene.out_path("ours"));
+    assert_same_rows(
+        &restored,
+        &source,
+        &format!("two generations newest in one second (old {old}, new {new})"),
+    );
 }
 
 #[test]
