@@ -604,6 +604,18 @@ pub(crate) fn kib_ratio(ours: u64, theirs: u64) -> f64 {
     to_f64(ours) / to_f64(theirs).max(1.0)
 }
 
+/// CPU time used so far by every thread of `pid`, dead ones included, to the nanosecond (the
+/// process CPU-time clock; `/proc/<pid>/stat` counts in 10 ms clock ticks, too coarse for an
+/// idle process).
+pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
+    let raw = i32::try_from(pid).context("pid out of range")?;
+    let clock = nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(raw))
+        .with_context(|| format!("no CPU clock for pid {pid}"))?;
+    let spent = nix::time::clock_gettime(clock)
+        .with_context(|| format!("cannot read the CPU clock of pid {pid}"))?;
+    Ok(Duration::from(spent))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,8 +40,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context as _, Result, bail};
 
 use crate::bench::{
-    LARGE_ROWS, build_ours, count_files, create_db, kib_ratio, list_files, reference_bin, stop,
-    wait_until,
+    LARGE_ROWS, build_ours, count_files, cpu_time, create_db, kib_ratio, list_files, reference_bin,
+    stop, wait_until,
 };
 use crate::chart;
 
@@ -853,18 +853,6 @@ fn checkpoint(db: &Path) -> Result<()> {
         bail!("checkpointing {} failed: {status}", db.display());
     }
     Ok(())
-}
-
-/// CPU time used so far by every thread of `pid`, dead ones included, to the nanosecond (the
-/// process CPU-time clock; `/proc/<pid>/stat` counts in 10 ms clock ticks, too coarse for an
-/// idle process).
-pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
-    let raw = i32::try_from(pid).context("pid out of range")?;
-    let clock = nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(raw))
-        .with_context(|| format!("no CPU clock for pid {pid}"))?;
-    let spent = nix::time::clock_gettime(clock)
-        .with_context(|| format!("cannot read the CPU clock of pid {pid}"))?;
-    Ok(Duration::from(spent))
 }
 
 /// `VmHWM` (peak resident set) of `pid` in KiB.

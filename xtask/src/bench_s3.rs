@@ -158,7 +158,7 @@ impl Moto {
 
     /// CPU seconds moto has used so far (all its threads; it serves requests one at a time).
     fn cpu_secs(&self) -> Result<f64> {
-        Ok(crate::bench_replicate::cpu_time(self.child.id())?.as_secs_f64())
+        Ok(crate::bench::cpu_time(self.child.id())?.as_secs_f64())
     }
 
     fn addr(&self) -> String {

@@ -517,32 +517,40 @@ fn replicate_database_replaced_while_running_starts_new_generation() {
     assert_eq!(exited.code, Some(0), "{}", exited.log);
 }
 
-#[test]
-fn replicate_wal_removed_while_stopped_starts_new_generation() {
-    let (scene, db, replica, config) = scene_with_db(4096, 100, &Tuning::default());
-    let replicate = start_synced(&our_bin(), &config, &replica);
-    insert_rows(&db, 101, 100, 100);
+/// Replicates rows 1..=200 of `db`, stops, has the application write rows 201..=300 and
+/// remove the WAL (TRUNCATE, then close), and starts ours again: returns the first generation
+/// and the running replicate once the new generation's snapshot is in the replica.
+fn replicate_then_remove_wal(db: &Path, replica: &Path, config: &Path) -> (String, Replicate) {
+    let replicate = start_synced(&our_bin(), config, replica);
+    insert_rows(db, 101, 100, 100);
     replicate.stop_ok();
-    let generation = only_generation(&replica);
+    let generation = only_generation(replica);
 
     // The application writes, checkpoints with TRUNCATE and closes: SQLite deletes the WAL.
     sql(
-        &db,
+        db,
         "INSERT INTO t (id, k, v) SELECT id + 100, k || '-again', v FROM t WHERE id > 100; \
          PRAGMA wal_checkpoint(TRUNCATE);",
     );
     assert!(
-        fs::metadata(wal_path(&db)).map_or(true, |meta| meta.len() == 0),
+        fs::metadata(wal_path(db)).map_or(true, |meta| meta.len() == 0),
         "the application's close left a non-empty WAL"
     );
 
-    let mut replicate = Replicate::with_config(&our_bin(), &config);
+    let mut replicate = Replicate::with_config(&our_bin(), config);
     replicate.wait_for_log("new generation", SYNC_TIMEOUT);
     replicate.wait_until("a new generation in the replica", SYNC_TIMEOUT, |_| {
-        generations(&replica)
+        generations(replica)
             .iter()
-            .any(|name| *name != generation && !snapshots(&replica, name).is_empty())
+            .any(|name| *name != generation && !snapshots(replica, name).is_empty())
     });
+    (generation, replicate)
+}
+
+#[test]
+fn replicate_wal_removed_while_stopped_starts_new_generation() {
+    let (scene, db, replica, config) = scene_with_db(4096, 100, &Tuning::default());
+    let (_, replicate) = replicate_then_remove_wal(&db, &replica, &config);
     insert_rows(&db, 301, 50, 100);
     let exited = replicate.stop_ok();
     assert!(
@@ -557,19 +565,18 @@ fn replicate_wal_removed_while_stopped_starts_new_generation() {
     assert_same_rows(&restored, &source, "after the WAL was removed");
 }
 
-/// Sets the mtime of every file under `dir` to `mtime`.
-fn set_mtimes(dir: &Path, mtime: SystemTime) {
-    for entry in fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            set_mtimes(&path, mtime);
-        } else {
-            fs::File::options()
-                .write(true)
-                .open(&path)
-                .and_then(|file| file.set_modified(mtime))
-                .unwrap_or_else(|err| panic!("cannot set the mtime of {}: {err}", path.display()));
-        }
+/// Sets the mtime of `path`, and of every file under it when it is a folder, to `mtime`.
+fn set_mtimes(path: &Path, mtime: SystemTime) {
+    if !path.is_dir() {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|file| file.set_modified(mtime))
+            .unwrap_or_else(|err| panic!("cannot set the mtime of {}: {err}", path.display()));
+        return;
+    }
+    for entry in fs::read_dir(path).unwrap_or_else(|err| panic!("{}: {err}", path.display())) {
+        set_mtimes(&entry.expect("a directory entry").path(), mtime);
     }
 }
 
@@ -579,22 +586,7 @@ fn set_mtimes(dir: &Path, mtime: SystemTime) {
 #[test]
 fn restore_of_two_generations_newest_in_same_second_takes_the_later_one() {
     let (scene, db, replica, config) = scene_with_db(4096, 100, &Tuning::default());
-    let replicate = start_synced(&our_bin(), &config, &replica);
-    insert_rows(&db, 101, 100, 100);
-    replicate.stop_ok();
-    let old_name = only_generation(&replica);
-    // The WAL removed while stopped: the next run starts a new generation.
-    sql(
-        &db,
-        "INSERT INTO t (id, k, v) SELECT id + 100, k || '-again', v FROM t WHERE id > 100; \
-         PRAGMA wal_checkpoint(TRUNCATE);",
-    );
-    let mut replicate = Replicate::with_config(&our_bin(), &config);
-    replicate.wait_until("a new generation in the replica", SYNC_TIMEOUT, |_| {
-        generations(&replica)
-            .iter()
-            .any(|name| *name != old_name && !snapshots(&replica, name).is_empty())
-    });
+    let (old_name, replicate) = replicate_then_remove_wal(&db, &replica, &config);
     insert_rows(&db, 301, 50, 100);
     replicate.stop_ok();
     let new_name = generations(&replica)
@@ -611,18 +603,14 @@ fn restore_of_two_generations_newest_in_same_second_takes_the_later_one() {
     // As SFTP would list them: the old generation began 10 s earlier, and its last segment
     // landed in the second the new generation began and ended.
     let second = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
-    let old_dir = replica.join("generations").join(&old);
+    let old_dir = generations_dir.join(&old);
     set_mtimes(&old_dir, second - Duration::from_secs(10));
     let last_old = segments(&replica, &old)
         .last()
         .map(|name| old_dir.join("wal").join(name))
         .expect("a segment in the old generation");
-    fs::File::options()
-        .write(true)
-        .open(&last_old)
-        .and_then(|file| file.set_modified(second))
-        .unwrap_or_else(|err| panic!("cannot set the mtime of {}: {err}", last_old.display()));
-    set_mtimes(&replica.join("generations").join(&new), second);
+    set_mtimes(&last_old, second);
+    set_mtimes(&generations_dir.join(&new), second);
 
     let source = source_digest(&db);
     assert_eq!(source.rows, 350);
