@@ -124,6 +124,17 @@ pub(crate) struct DbShared {
     /// (`u64::MAX` before any): a file event with the counter still there was ours, not the
     /// application's, and does not make the monitor probe locks faster.
     own_commit: std::sync::atomic::AtomicU64,
+    /// The LZ4 frame of the frames the last copy appended, made by the pass for a replica
+    /// that stood where they begin: its next upload, ready without a read or an encoder.
+    encoded: StdMutex<Option<Encoded>>,
+}
+
+/// An encoded WAL segment of the shadow file (see [`DbShared::encoded_segment`]).
+#[derive(Debug)]
+struct Encoded {
+    start: Pos,
+    end: u64,
+    bytes: bytes::Bytes,
 }
 
 impl DbShared {
@@ -185,6 +196,28 @@ impl DbShared {
             () = self.token.cancelled() => {}
             _ = tokio::time::timeout(limit, served.wait_for(|n| *n >= ticket)) => {}
         }
+    }
+
+    /// The unencrypted LZ4 frame of the shadow file's bytes from `start` to `end`, when the
+    /// last pass made it. A shadow file's committed bytes never change while the process
+    /// runs (copies only append; a failed one cuts the file back to where it began), so the
+    /// frame holds what the file holds there.
+    pub(crate) fn encoded_segment(&self, start: &Pos, end: u64) -> Option<bytes::Bytes> {
+        self.encoded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|encoded| encoded.start == *start && encoded.end == end)
+            .map(|encoded| encoded.bytes.clone())
+    }
+
+    /// Keeps `encoded` after a copy that appended frames (dropping one that no longer ends
+    /// where the shadow file does).
+    fn set_encoded(&self, encoded: Option<Encoded>) {
+        *self
+            .encoded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = encoded;
     }
 
     /// The page size, 0 before initialisation.
@@ -285,6 +318,7 @@ impl Db {
             changed: watch::channel(0).0,
             urgent: std::sync::atomic::AtomicU64::new(0),
             own_commit: std::sync::atomic::AtomicU64::new(u64::MAX),
+            encoded: StdMutex::new(None),
             checkpoint_lock: Mutex::new(()),
             token: CancellationToken::new(),
             pass_request: Notify::new(),
@@ -1077,6 +1111,13 @@ impl DbInner {
         let mut cache = state.cache;
         let stepped = state.stepped.take();
         let label = self.shared.path_label.clone();
+        // Where a replica without encryption waits for the next frames: the pass encodes
+        // them for it while they are in memory.
+        let want = self.shared.position().filter(|pos| {
+            self.replicas
+                .iter()
+                .any(|replica| !replica.encrypts() && replica.position() == Some(*pos))
+        });
         let outcome = spawn_blocking_in_span(move || -> Result<PassOutcome, ReplicateError> {
             let db_meta = fs_err::metadata(&db_path)
                 .map_err(|err| ReplicateError::io("cannot verify wal state", err))?;
@@ -1116,6 +1157,8 @@ impl DbInner {
                         cache,
                         stepped: None,
                         salts: copied.salts,
+                        appended: true,
+                        encoded: None,
                     });
                 }
             }
@@ -1145,6 +1188,7 @@ impl DbInner {
             // new index or a new generation. (0.3.13 also wakes them whenever the WAL file's
             // size differs from the shadow's, which after a restart is every pass.)
             let mut changed = verified.restart || verified.reason.is_some();
+            let mut encoded = None;
 
             let (generation, index, copied) = match (verified.reason, generation) {
                 (Some(_), _) | (None, None) => {
@@ -1163,10 +1207,23 @@ impl DbInner {
                 }
                 (None, Some(generation)) => {
                     let shadow_path = meta.shadow_path(&generation, index);
-                    let copied = shadow::copy_to_shadow(&wal_path, &shadow_path, &mut cache)
-                        .map_err(|err| {
-                            ReplicateError::Other(format!("sync wal: {}", chain(&err)))
-                        })?;
+                    let copied = shadow::copy_to_shadow_with(
+                        &wal_path,
+                        &shadow_path,
+                        &mut cache,
+                        &mut |start, bytes| {
+                            let start = Pos::new(generation, index, start);
+                            if want == Some(start) && !verified.restart {
+                                encoded = Some(Encoded {
+                                    start,
+                                    end: start.offset
+                                        + u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+                                    bytes: ls_core::compress(bytes).into(),
+                                });
+                            }
+                        },
+                    )
+                    .map_err(|err| ReplicateError::Other(format!("sync wal: {}", chain(&err))))?;
                     if verified.restart {
                         let next = meta.shadow_path(&generation, index + 1);
                         let new = shadow::init_shadow(&wal_path, &next, modes, &mut cache)
@@ -1209,12 +1266,18 @@ impl DbInner {
                 cache,
                 stepped,
                 salts: copied.salts,
+                appended: copied.appended > 0,
+                encoded,
             })
         })
         .await
         .map_err(join_error)??;
         state.cache = outcome.cache;
         state.stepped = outcome.stepped;
+        if outcome.appended {
+            // Before the position moves: a replica that sees it finds the frame.
+            self.shared.set_encoded(outcome.encoded);
+        }
         self.shared.set_position(Some(outcome.pos));
         let mut changed = outcome.changed;
 
@@ -1515,6 +1578,10 @@ struct PassOutcome {
     stepped: Option<StepAside>,
     /// The salts of the shadow's WAL cycle.
     salts: [u8; 8],
+    /// Whether frames were appended to a shadow file.
+    appended: bool,
+    /// The appended frames encoded for a replica waiting for them.
+    encoded: Option<Encoded>,
 }
 
 fn reason_or(reason: Option<&'static str>) -> &'static str {

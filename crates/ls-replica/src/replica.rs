@@ -151,6 +151,14 @@ impl ReplicaInner {
         Arc::clone(&self.client)
     }
 
+    /// Whether this replica encrypts what it uploads.
+    pub(crate) fn encrypts(&self) -> bool {
+        self.options
+            .recipients
+            .as_ref()
+            .is_some_and(|recipients| !recipients.is_empty())
+    }
+
     pub(crate) fn identities(&self) -> AgeIdentities {
         self.options
             .identities
@@ -371,6 +379,20 @@ impl ReplicaInner {
         let shadow_path = self.db.meta.shadow_path(&pos.generation, pos.index);
         let start = pos;
         let key = format!("wal segment {start}");
+        // Usually the pass that copied these frames also encoded them.
+        let ready = if self.encrypts() {
+            None
+        } else {
+            self.db.encoded_segment(&start, end_offset)
+        };
+        if let Some(bytes) = ready {
+            let stream: ls_core::ByteStream =
+                Box::pin(futures_util::stream::once(async move { Ok(bytes) }));
+            let written = self.client.write_wal_segment(&start, stream).await;
+            written.map_err(|err| ReplicateError::client("client write", err))?;
+            self.uploaded(start, end_offset - start.offset, started);
+            return Ok(true);
+        }
         let (stream, producer) = encode_stream(
             self.options.recipients.clone(),
             key,
@@ -423,6 +445,12 @@ impl ReplicaInner {
             }
             (Err(err), Ok(_)) => return Err(ReplicateError::client("client write", err)),
         };
+        self.uploaded(start, size, started);
+        Ok(true)
+    }
+
+    /// Moves the position past a segment of `size` bytes from `start` just uploaded.
+    fn uploaded(&self, start: Pos, size: u64, started: Instant) {
         let new_pos = Pos::new(start.generation, start.index, start.offset + size);
         self.set_position(Some(new_pos));
         let labels = [
@@ -433,7 +461,6 @@ impl ReplicaInner {
         metrics::gauge!("litestream_replica_wal_index", &labels).set(f64::from(new_pos.index));
         metrics::gauge!("litestream_replica_wal_offset", &labels).set(u64_f64(new_pos.offset));
         tracing::info!(position = %start, elapsed = ?started.elapsed(), sz = size, "wal segment written");
-        Ok(true)
     }
 
     /// How far the shadow file of `pos.index` may be read: the committed size the database

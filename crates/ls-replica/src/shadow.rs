@@ -290,6 +290,17 @@ pub(crate) fn copy_to_shadow(
     shadow_path: &Path,
     cache: &mut ScanCache,
 ) -> Result<Copied, ReplicateError> {
+    copy_to_shadow_with(wal_path, shadow_path, cache, &mut |_, _| {})
+}
+
+/// [`copy_to_shadow`], showing `appended` the bytes it appended and their offset when they
+/// went through memory (up to [`IN_MEMORY`] of them): what the shadow file now holds there.
+pub(crate) fn copy_to_shadow_with(
+    wal_path: &Path,
+    shadow_path: &Path,
+    cache: &mut ScanCache,
+    appended: &mut dyn FnMut(u64, &[u8]),
+) -> Result<Copied, ReplicateError> {
     let shadow_name = shadow_path.display().to_string();
     let shadow = fs_err::OpenOptions::new()
         .read(true)
@@ -330,6 +341,45 @@ pub(crate) fn copy_to_shadow(
         .map_err(|err| ReplicateError::io("cannot stat wal", err))?
         .len();
     let real_aligned = frame_align(real_size, page_size);
+
+    // A small tail (the usual case: what a second of commits wrote) is read in one call and
+    // checked in memory; what is written to the shadow is then exactly what was checked. The
+    // buffer is kept by the thread: a fresh one on every pass costs page faults.
+    if real_aligned > start && real_aligned - start <= IN_MEMORY {
+        *cache = ScanCache::default();
+        let copied = SPAN.with_borrow_mut(|data| {
+            read_span(real.file(), start, real_aligned, data).map_err(|err| {
+                ReplicateError::io(format!("read wal: {}", wal_path.display()), err)
+            })?;
+            let span = Span {
+                header,
+                start,
+                checksum: last_checksum,
+            };
+            let copied = append_checked(&shadow, &shadow_name, span, shadow_size, data);
+            if let Ok(copied) = &copied
+                && let Some(bytes) = usize::try_from(copied.appended)
+                    .ok()
+                    .and_then(|len| data.get(..len))
+                    .filter(|bytes| !bytes.is_empty())
+            {
+                appended(start, bytes);
+            }
+            if data.len() > KEPT_BUFFER {
+                *data = Vec::new();
+            }
+            copied
+        })?;
+        return Ok(Copied {
+            orig_size: if copied.appended > 0 {
+                real_aligned
+            } else {
+                start
+            },
+            salts: salts_of(&header_bytes),
+            ..copied
+        });
+    }
 
     // Pass 1: find the last commit frame that continues the chain.
     let key = Some((header.salt1, header.salt2, start));
@@ -449,6 +499,118 @@ pub(crate) fn copy_to_shadow(
         new_size: last_commit,
         appended: last_commit - start,
         salts: salts_of(&header_bytes),
+    })
+}
+
+/// The real WAL's bytes past the shadow's end up to this many are read in one call, checked
+/// and written from memory; more are scanned and copied file to file.
+const IN_MEMORY: u64 = 4 << 20;
+
+/// A thread keeps its buffer for the next copy unless a copy used more than this.
+const KEPT_BUFFER: usize = 2 << 20;
+
+thread_local! {
+    /// The buffer of the in-memory copy.
+    static SPAN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads into `data` the bytes of `file` from `start` to `end`, fewer when it ends sooner (a
+/// writer may truncate the WAL meanwhile).
+fn read_span(file: &std::fs::File, start: u64, end: u64, data: &mut Vec<u8>) -> io::Result<()> {
+    let len = usize::try_from(end - start).map_err(io::Error::other)?;
+    data.clear();
+    if data.capacity() < len {
+        // Room for any span at once: growing would copy the old buffer and fault in a new one.
+        *data = Vec::with_capacity(usize::try_from(IN_MEMORY).unwrap_or(len).max(len));
+    }
+    data.resize(len, 0);
+    let mut filled = 0;
+    while let Some(rest) = data.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        match file.read_at(rest, start + u64::try_from(filled).unwrap_or(u64::MAX)) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    data.truncate(filled);
+    Ok(())
+}
+
+/// Where the bytes of an in-memory copy start: the real WAL's `header`, the shadow's committed
+/// end `start`, and the checksum chain there.
+struct Span {
+    header: WalHeader,
+    start: u64,
+    checksum: (u32, u32),
+}
+
+/// Appends to `shadow` (holding `shadow_size` bytes) the frames of `data` (the real WAL's
+/// bytes from `span.start`) up to the last commit frame that continues the checksum chain,
+/// synced. `orig_size` and `salts` of the result are left for the caller.
+fn append_checked(
+    shadow: &fs_err::File,
+    shadow_name: &str,
+    span: Span,
+    shadow_size: u64,
+    data: &[u8],
+) -> Result<Copied, ReplicateError> {
+    let Span {
+        header,
+        start,
+        checksum,
+    } = span;
+    let frame_size = header.frame_size();
+    let context = || format!("read wal from offset {start}");
+    let mut last_commit = start;
+    let mut wal =
+        WalReader::resume(data, header, start, checksum).map_err(|source| ReplicateError::Wal {
+            context: context(),
+            source,
+        })?;
+    while let Some(frame) = wal
+        .next_valid_frame()
+        .map_err(|source| ReplicateError::Wal {
+            context: context(),
+            source,
+        })?
+    {
+        if frame.header().is_commit() {
+            last_commit = frame.offset() + frame_size;
+        }
+    }
+    let unchanged = Copied {
+        orig_size: start,
+        new_size: start,
+        appended: 0,
+        salts: [0; 8],
+    };
+    if last_commit <= start {
+        return Ok(unchanged);
+    }
+    let committed = data
+        .get(..usize::try_from(last_commit - start).unwrap_or(usize::MAX))
+        .unwrap_or_default();
+    let written = (|| -> io::Result<()> {
+        shadow.file().write_all_at(committed, start)?;
+        if shadow_size > last_commit {
+            shadow.set_len(last_commit)?;
+        }
+        shadow.sync_data()
+    })();
+    if let Err(err) = written {
+        // A full disk or an I/O error mid-write: put the shadow file back as it was, so it
+        // still ends on a commit frame, and let the next pass try again.
+        let _ = shadow.set_len(start);
+        return Err(ReplicateError::io(
+            format!("write shadow file: {shadow_name}"),
+            err,
+        ));
+    }
+    Ok(Copied {
+        new_size: last_commit,
+        appended: last_commit - start,
+        ..unchanged
     })
 }
 
@@ -777,5 +939,52 @@ mod tests {
             HEADER_LEN + 2 * u64::try_from(frame).expect("fits"),
             "the copy ends at the last commit before the overwritten frame"
         );
+    }
+
+    #[test]
+    fn a_copy_through_memory_appends_and_shows_the_committed_frames_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let wal = dir.path().join("db-wal");
+        let shadow = dir.path().join("00000000.wal");
+        let frame = 24 + 512;
+        // Two commits, then a frame of a transaction still open.
+        let (_, bytes) = cycle(1, &[false, true, true, false]);
+        std::fs::write(&wal, &bytes).expect("write wal");
+        std::fs::write(&shadow, &bytes[..32]).expect("write shadow");
+        let mut cache = ScanCache::default();
+        let mut seen = Vec::new();
+        let copied = copy_to_shadow_with(&wal, &shadow, &mut cache, &mut |start, data| {
+            seen.push((start, data.to_vec()));
+        })
+        .expect("copy");
+        let committed = 32 + 3 * frame;
+        assert_eq!(copied.new_size, u64::try_from(committed).expect("fits"));
+        assert_eq!(copied.appended, u64::try_from(3 * frame).expect("fits"));
+        assert_eq!(std::fs::read(&shadow).expect("read"), &bytes[..committed]);
+        assert_eq!(seen, vec![(HEADER_LEN, bytes[32..committed].to_vec())]);
+
+        // The open transaction commits: only its frames are appended next time.
+        let (_, bytes) = cycle(1, &[false, true, true, false, true]);
+        std::fs::write(&wal, &bytes).expect("write wal");
+        seen.clear();
+        let copied = copy_to_shadow_with(&wal, &shadow, &mut cache, &mut |start, data| {
+            seen.push((start, data.to_vec()));
+        })
+        .expect("copy");
+        assert_eq!(copied.new_size, u64::try_from(bytes.len()).expect("fits"));
+        assert_eq!(std::fs::read(&shadow).expect("read"), bytes);
+        let from = u64::try_from(committed).expect("fits");
+        assert_eq!(seen, vec![(from, bytes[committed..].to_vec())]);
+
+        // A frame that breaks the checksum chain is not copied.
+        let mut broken = bytes.clone();
+        let (_, more) = cycle(1, &[false, true, true, false, true, true]);
+        broken.extend_from_slice(&more[bytes.len()..]);
+        let last = broken.len() - 1;
+        broken[last] ^= 0xff;
+        std::fs::write(&wal, &broken).expect("write wal");
+        let copied = copy_to_shadow(&wal, &shadow, &mut cache).expect("copy");
+        assert_eq!(copied.appended, 0);
+        assert_eq!(std::fs::read(&shadow).expect("read"), bytes);
     }
 }
