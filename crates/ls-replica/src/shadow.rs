@@ -344,11 +344,12 @@ pub(crate) fn copy_to_shadow_with(
 
     // A small tail (the usual case: what a second of commits wrote) is read in one call and
     // checked in memory; what is written to the shadow is then exactly what was checked. The
-    // buffer is kept by the thread: a fresh one on every pass costs page faults.
+    // buffer is reused: a fresh one on every pass costs page faults.
     if real_aligned > start && real_aligned - start <= IN_MEMORY {
         *cache = ScanCache::default();
-        let copied = SPAN.with_borrow_mut(|data| {
-            read_span(real.file(), start, real_aligned, data).map_err(|err| {
+        let mut data = take_buffer();
+        let copied = (|| {
+            read_span(real.file(), start, real_aligned, &mut data).map_err(|err| {
                 ReplicateError::io(format!("read wal: {}", wal_path.display()), err)
             })?;
             let span = Span {
@@ -356,20 +357,18 @@ pub(crate) fn copy_to_shadow_with(
                 start,
                 checksum: last_checksum,
             };
-            let copied = append_checked(&shadow, &shadow_name, span, shadow_size, data);
-            if let Ok(copied) = &copied
-                && let Some(bytes) = usize::try_from(copied.appended)
-                    .ok()
-                    .and_then(|len| data.get(..len))
-                    .filter(|bytes| !bytes.is_empty())
+            let copied = append_checked(&shadow, &shadow_name, span, shadow_size, &data)?;
+            if let Some(bytes) = usize::try_from(copied.appended)
+                .ok()
+                .and_then(|len| data.get(..len))
+                .filter(|bytes| !bytes.is_empty())
             {
                 appended(start, bytes);
             }
-            if data.len() > KEPT_BUFFER {
-                *data = Vec::new();
-            }
-            copied
-        })?;
+            Ok::<_, ReplicateError>(copied)
+        })();
+        give_buffer(data);
+        let copied = copied?;
         return Ok(Copied {
             orig_size: if copied.appended > 0 {
                 real_aligned
@@ -506,12 +505,28 @@ pub(crate) fn copy_to_shadow_with(
 /// and written from memory; more are scanned and copied file to file.
 const IN_MEMORY: u64 = 4 << 20;
 
-/// A thread keeps its buffer for the next copy unless a copy used more than this.
+/// A buffer goes back to the pool unless a copy used more than this.
 const KEPT_BUFFER: usize = 2 << 20;
 
-thread_local! {
-    /// The buffer of the in-memory copy.
-    static SPAN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Buffers of in-memory copies between uses: as many as copies ever ran at once (one per
+/// database at most), whichever threads run them.
+static BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn take_buffer() -> Vec<u8> {
+    BUFFERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .pop()
+        .unwrap_or_default()
+}
+
+fn give_buffer(data: Vec<u8>) {
+    if data.len() <= KEPT_BUFFER {
+        BUFFERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(data);
+    }
 }
 
 /// Reads into `data` the bytes of `file` from `start` to `end`, fewer when it ends sooner (a
