@@ -1107,7 +1107,6 @@ impl DbInner {
         let meta = self.shared.meta.clone();
         let wal_path = self.wal_path.clone();
         let db_path = self.options.path.clone();
-        let modes = Modes::of_db(&db_path);
         let mut cache = state.cache;
         let stepped = state.stepped.take();
         let label = self.shared.path_label.clone();
@@ -1119,6 +1118,8 @@ impl DbInner {
                 .any(|replica| !replica.encrypts() && replica.position() == Some(*pos))
         });
         let outcome = spawn_blocking_in_span(move || -> Result<PassOutcome, ReplicateError> {
+            // Read only when a file is created: two `stat` calls saved on every other pass.
+            let modes = || Modes::of_db(&db_path);
             let db_meta = fs_err::metadata(&db_path)
                 .map_err(|err| ReplicateError::io("cannot verify wal state", err))?;
             let wal_size_now = shadow::file_size(&wal_path)
@@ -1144,7 +1145,7 @@ impl DbInner {
                     // The application's checkpoint restarted the WAL after we had copied
                     // all of the old cycle: carry on in the next index, same generation.
                     let next = meta.shadow_path(&current, index + 1);
-                    let copied = shadow::init_shadow(&wal_path, &next, modes, &mut cache)?;
+                    let copied = shadow::init_shadow(&wal_path, &next, modes(), &mut cache)?;
                     if copied.appended > 0 {
                         metrics::counter!("litestream_total_wal_bytes", "db" => label.clone())
                             .increment(copied.appended);
@@ -1195,11 +1196,11 @@ impl DbInner {
                     let reason = reason_or(verified.reason);
                     let generation = Generation::random();
                     let shadow_path = meta.shadow_path(&generation, 0);
-                    let copied = shadow::init_shadow(&wal_path, &shadow_path, modes, &mut cache)
+                    let copied = shadow::init_shadow(&wal_path, &shadow_path, modes(), &mut cache)
                         .map_err(|err| {
                             ReplicateError::Other(format!("create generation: {}", chain(&err)))
                         })?;
-                    meta.write_generation(&generation, modes)?;
+                    meta.write_generation(&generation, modes())?;
                     meta.clean(&generation, 0)?;
                     tracing::info!(generation = %generation, reason, "sync: new generation");
                     changed = true;
@@ -1226,7 +1227,7 @@ impl DbInner {
                     .map_err(|err| ReplicateError::Other(format!("sync wal: {}", chain(&err))))?;
                     if verified.restart {
                         let next = meta.shadow_path(&generation, index + 1);
-                        let new = shadow::init_shadow(&wal_path, &next, modes, &mut cache)
+                        let new = shadow::init_shadow(&wal_path, &next, modes(), &mut cache)
                             .map_err(|err| {
                                 ReplicateError::Other(format!("sync wal: {}", chain(&err)))
                             })?;

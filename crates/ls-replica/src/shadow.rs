@@ -751,27 +751,49 @@ pub(crate) fn verify(
     if index >= ls_core::MAX_INDEX {
         return new_generation("max index exceeded");
     }
-    let shadow_size = match fs_err::metadata(shadow_path) {
-        Ok(meta) => meta.len(),
+    // Each file is opened once: its size, header and last frame read through one descriptor.
+    let shadow = match fs_err::File::open(shadow_path) {
+        Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return new_generation("no shadow wal");
         }
         Err(err) => return Err(ReplicateError::io("cannot stat shadow wal", err)),
     };
+    let shadow_size = shadow
+        .metadata()
+        .map_err(|err| ReplicateError::io("cannot stat shadow wal", err))?
+        .len();
     let shadow_size = frame_align(shadow_size, page_size);
     if shadow_size < HEADER_LEN {
         return new_generation("short shadow wal");
     }
-    let wal_size = frame_align(
-        file_size(wal_path).map_err(|err| ReplicateError::io("cannot stat wal", err))?,
-        page_size,
-    );
+    let real = match fs_err::File::open(wal_path) {
+        Ok(file) => Some(file),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Err(err) => return Err(ReplicateError::io("cannot stat wal", err)),
+    };
+    let wal_size = match &real {
+        Some(file) => file
+            .metadata()
+            .map_err(|err| ReplicateError::io("cannot stat wal", err))?
+            .len(),
+        None => 0,
+    };
+    let wal_size = frame_align(wal_size, page_size);
     if shadow_size > wal_size {
         return new_generation("wal truncated by another process");
     }
-    let real_header = read_header_bytes(wal_path)
+    let Some(real) = real else {
+        return new_generation("wal truncated by another process");
+    };
+    let mut real_header = [0u8; WAL_HEADER_SIZE];
+    real.file()
+        .read_exact_at(&mut real_header, 0)
         .map_err(|err| ReplicateError::io("cannot read wal header", err))?;
-    let shadow_header = read_header_bytes(shadow_path)
+    let mut shadow_header = [0u8; WAL_HEADER_SIZE];
+    shadow
+        .file()
+        .read_exact_at(&mut shadow_header, 0)
         .map_err(|err| ReplicateError::io("cannot read shadow wal header", err))?;
     let restart = real_header != shadow_header;
     if restart && shadow_size == HEADER_LEN {
@@ -783,11 +805,12 @@ pub(crate) fn verify(
         let len = usize::try_from(frame_size).unwrap_or(0);
         let mut real_frame = vec![0u8; len];
         let mut shadow_frame = vec![0u8; len];
-        fs_err::File::open(wal_path)
-            .and_then(|file| file.file().read_exact_at(&mut real_frame, offset))
+        real.file()
+            .read_exact_at(&mut real_frame, offset)
             .map_err(|err| ReplicateError::io("cannot read last wal frame", err))?;
-        fs_err::File::open(shadow_path)
-            .and_then(|file| file.file().read_exact_at(&mut shadow_frame, offset))
+        shadow
+            .file()
+            .read_exact_at(&mut shadow_frame, offset)
             .map_err(|err| ReplicateError::io("cannot read last shadow wal frame", err))?;
         if real_frame != shadow_frame {
             return new_generation("wal overwritten by another process");
