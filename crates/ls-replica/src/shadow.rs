@@ -575,25 +575,11 @@ fn append_checked(
         start,
         checksum,
     } = span;
-    let frame_size = header.frame_size();
-    let context = || format!("read wal from offset {start}");
-    let mut last_commit = start;
-    let mut wal =
-        WalReader::resume(data, header, start, checksum).map_err(|source| ReplicateError::Wal {
-            context: context(),
+    let last_commit =
+        last_commit_in(data, header, start, checksum).map_err(|source| ReplicateError::Wal {
+            context: format!("read wal from offset {start}"),
             source,
         })?;
-    while let Some(frame) = wal
-        .next_valid_frame()
-        .map_err(|source| ReplicateError::Wal {
-            context: context(),
-            source,
-        })?
-    {
-        if frame.header().is_commit() {
-            last_commit = frame.offset() + frame_size;
-        }
-    }
     let unchanged = Copied {
         orig_size: start,
         new_size: start,
@@ -641,9 +627,20 @@ fn committed_end(
 ) -> std::io::Result<u64> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     reader.seek(SeekFrom::Start(start))?;
+    last_commit_in(reader.take(end - start), header, start, checksum).map_err(io::Error::other)
+}
+
+/// The end of the last commit frame among the frames `reader` holds from `start` (a frame
+/// boundary with checksum chain `checksum`) that carry `header`'s salts and continue the chain;
+/// `start` when there is none. A read error ends the frames like an invalid frame does.
+fn last_commit_in(
+    reader: impl Read,
+    header: WalHeader,
+    start: u64,
+    checksum: (u32, u32),
+) -> Result<u64, ls_core::WalError> {
     let frame_size = header.frame_size();
-    let mut wal = WalReader::resume(reader.take(end - start), header, start, checksum)
-        .map_err(std::io::Error::other)?;
+    let mut wal = WalReader::resume(reader, header, start, checksum)?;
     let mut last = start;
     while let Ok(Some(frame)) = wal.next_valid_frame() {
         if frame.header().is_commit() {
@@ -767,25 +764,21 @@ pub(crate) fn verify(
     if shadow_size < HEADER_LEN {
         return new_generation("short shadow wal");
     }
+    // A missing WAL is an empty one, shorter than any shadow file.
     let real = match fs_err::File::open(wal_path) {
-        Ok(file) => Some(file),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return new_generation("wal truncated by another process");
+        }
         Err(err) => return Err(ReplicateError::io("cannot stat wal", err)),
     };
-    let wal_size = match &real {
-        Some(file) => file
-            .metadata()
-            .map_err(|err| ReplicateError::io("cannot stat wal", err))?
-            .len(),
-        None => 0,
-    };
-    let wal_size = frame_align(wal_size, page_size);
-    if shadow_size > wal_size {
+    let wal_size = real
+        .metadata()
+        .map_err(|err| ReplicateError::io("cannot stat wal", err))?
+        .len();
+    if shadow_size > frame_align(wal_size, page_size) {
         return new_generation("wal truncated by another process");
     }
-    let Some(real) = real else {
-        return new_generation("wal truncated by another process");
-    };
     let mut real_header = [0u8; WAL_HEADER_SIZE];
     real.file()
         .read_exact_at(&mut real_header, 0)
