@@ -464,7 +464,11 @@ fn replicate_database_replaced_while_running_starts_new_generation() {
         // The -shm may be absent.
         let _ = fs::remove_file(&path);
     }
-    create_db(&db, 4096);
+    // Built aside and renamed into place: replicate, reopening the path, must not race the
+    // set-up's own `journal_mode=WAL` (which fails at once, busy, when it loses).
+    let fresh = scene.join("fresh.db");
+    create_db(&fresh, 4096);
+    fs::rename(&fresh, &db).expect("rename the new database into place");
     // The new database's rows differ in ids and blobs from the old one's.
     let writer = Writer::start(
         &db,
